@@ -1,0 +1,412 @@
+"""Bring one repository through its stages: pinned -> patched -> converted, each a git commit.
+
+The stages live on branch ``ms-workspace`` of the repository: the pin itself, then "patches
+applied", then "converted (rules <hash>)" (a stage with nothing to change makes no commit). The
+state file records each finished stage's commit and, before a stage starts, that it is in
+progress. From that:
+
+* a finished repository whose pin, patch series and rules are unchanged is skipped;
+* a stage recorded as in progress was interrupted: its tracked changes are saved under
+  ``refs/ms-workspace/interrupted-*`` and the repository is reset to the stage before;
+* a changed patch series or rule set is redone from the stage before it (never converting
+  converted code a second time);
+* anything else in the repository (modified or untracked files, commits, another HEAD) is the
+  user's: the run refuses to touch it, unless ``--force``, which moves the repository to
+  ``.ms-workspace/backup/`` (nothing is deleted) and sets it up again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import git
+
+from tools.workspace import sources
+from tools.workspace.errors import RepoError, UserChangesError
+from tools.workspace.gitutil import (
+    BRANCH, changes, head_branch, head_commit, is_ours, is_repo, keep_dirty_state, open_repo, reset_to, commit_tracked,
+    write_excludes,
+)
+from tools.workspace.manifest import GitSource, PypiSource, RepoSpec
+from tools.workspace.patches import apply_series
+from tools.workspace.state import State, meta_dir, now
+
+Status = Callable[[str], None]
+
+
+@dataclass
+class Context:
+    """Everything a repository's stages need from the run."""
+
+    workspace: Path
+    state: State
+    fetch: sources.FetchOptions
+    force: bool
+    jobs: int | None
+    rules: dict[tuple[Path, ...], Any]  # loaded rule sets by their files (see cli.load_rule_sets)
+    log: logging.Logger
+
+    @property
+    def meta(self) -> Path:
+        return meta_dir(self.workspace)
+
+
+@dataclass
+class Outcome:
+    """What happened to one repository, for the summary table."""
+
+    name: str
+    pin: str
+    stage: str = "not started"
+    action: str = ""
+    files_changed: int | None = None
+    unsupported: int | None = None
+    files_failed: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    report_dir: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _describe_changes(lines: list[str]) -> str:
+    modified = [line[3:] for line in lines if not line.startswith("??")]
+    untracked = [line[3:] for line in lines if line.startswith("??")]
+    parts = []
+    if modified:
+        parts.append(f"{len(modified)} changed file(s) ({', '.join(modified[:3])}{', ...' if len(modified) > 3 else ''})")
+    if untracked:
+        parts.append(f"{len(untracked)} untracked path(s) ({', '.join(untracked[:3])}{', ...' if len(untracked) > 3 else ''})")
+    return " and ".join(parts)
+
+
+def _user_changes(repo: git.Repo, expected: str) -> str | None:
+    """Why the repository is not exactly our last stage, or None when it is."""
+    head = head_commit(repo)
+    reasons = []
+    if head != expected:
+        branch = head_branch(repo)
+        where = f"branch {branch}" if branch else "a detached HEAD"
+        reasons.append(f"HEAD is {head[:10] if head else 'unborn'} on {where}, the workspace left it at {expected[:10]} on {BRANCH}")
+    lines = changes(repo)
+    if lines:
+        reasons.append(_describe_changes(lines))
+    return "; ".join(reasons) or None
+
+
+def _pin_text(spec: RepoSpec) -> str:
+    return spec.source.describe()
+
+
+def _last_stage(record: dict[str, Any]) -> str:
+    stages = record["stages"]
+    for name in ("converted", "patched", "fetched"):
+        if name in stages:
+            return stages[name]["commit"]
+    raise AssertionError("a repository record always has its fetched stage")
+
+
+def _stage_label(record: dict[str, Any]) -> str:
+    """The last finished stage, as the summary table shows it."""
+    stages = record["stages"]
+    converted, patched = stages.get("converted"), stages.get("patched")
+    if converted and converted.get("rules"):
+        return "converted"
+    if patched and patched["commit"] != stages["fetched"]["commit"]:
+        return "patched"
+    return "pinned"
+
+
+class RepoRunner:
+    """Runs the stages of one repository; one instance per repository per run."""
+
+    def __init__(self, spec: RepoSpec, ctx: Context, status: Status) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.status = status
+        self.path = ctx.workspace / spec.name
+        self.log = ctx.log
+        self.outcome = Outcome(spec.name, _pin_text(spec))
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _record(self) -> dict[str, Any] | None:
+        return self.ctx.state.repo(self.spec.name)
+
+    def _save(self, record: dict[str, Any] | None) -> None:
+        self.ctx.state.set_repo(self.spec.name, record)
+
+    def _refuse(self, why: str) -> UserChangesError:
+        return UserChangesError(
+            self.spec.name,
+            f"{self.path} was changed by hand ({why}); nothing was written to it. Undo the changes "
+            f"(git -C {self.path} status), or pass --force to move it to {self.ctx.meta / 'backup'}/ and set it up afresh",
+        )
+
+    def _move_aside(self, why: str) -> None:
+        backup = self.ctx.meta / "backup" / f"{self.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path, backup)
+        self._save(None)
+        note = f"--force: moved {self.path} ({why}) to {backup}"
+        self.log.warning("%s: %s", self.spec.name, note)
+        self.outcome.notes.append(note)
+
+    def _pin_commit(self) -> str | None:
+        src = self.spec.source
+        return src.commit if isinstance(src, GitSource) else None
+
+    # -- stage 1: the pin --------------------------------------------------------------------
+    def _fetch_into_place(self, replace: bool = False) -> dict[str, Any]:
+        """Fetch into a temporary sibling, then rename it into place (replacing our own old copy)."""
+        scratch = self.ctx.fetch.scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = scratch / f"{self.spec.name}.fetch-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        started = time.monotonic()
+        try:
+            fetched = sources.fetch(self.spec, tmp, self.ctx.fetch, self.status)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if replace:
+            trash = scratch / f"{self.spec.name}.old-{os.getpid()}"
+            os.rename(self.path, trash)
+            self._save(None)
+            os.rename(tmp, self.path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, self.path)
+        record = {
+            "source": self.spec.source.pin,
+            "origin": fetched.origin,
+            "stages": {"fetched": {"commit": fetched.commit, "at": now(), "detail": fetched.detail}},
+        }
+        self._save(record)
+        self.outcome.action = "set up"
+        self.log.info("%s: fetched %s from %s in %.1fs", self.spec.name, fetched.commit, fetched.origin, time.monotonic() - started)
+        return record
+
+    def _matches_pin(self, repo: git.Repo) -> str | None:
+        """HEAD's commit when the repository is exactly the manifest's pin (adoptable), else None."""
+        head = head_commit(repo)
+        if head is None or changes(repo):
+            return None
+        src = self.spec.source
+        if isinstance(src, GitSource):
+            return head if head.startswith(src.pin) else None
+        assert isinstance(src, PypiSource)
+        return head if sources.is_pypi_import(repo, src) else None
+
+    def _existing(self, record: dict[str, Any] | None) -> dict[str, Any]:
+        """The path exists but the state has no record for it, or records another pin."""
+        if not is_repo(self.path):
+            why = "it is not a git repository"
+            if not self.ctx.force:
+                raise UserChangesError(
+                    self.spec.name,
+                    f"{self.path} exists and is not a git repository made by this workspace; nothing was written to it. "
+                    f"Move it away, or pass --force to move it to {self.ctx.meta / 'backup'}/",
+                )
+            self._move_aside(why)
+            return self._fetch_into_place()
+        repo = open_repo(self.path)
+        adopt = self._matches_pin(repo)
+        if adopt:
+            if head_branch(repo) != BRANCH:
+                repo.git.checkout("-q", "-B", BRANCH)
+            write_excludes(repo)
+            record = {
+                "source": self.spec.source.pin,
+                "origin": str(self.path),
+                "stages": {"fetched": {"commit": adopt, "at": now(), "detail": "found in place at the pin"}},
+            }
+            self._save(record)
+            self.outcome.action = "adopted"
+            self.log.info("%s: %s is already at the pin %s: adopted", self.spec.name, self.path, adopt)
+            return record
+        if record is not None:
+            # Ours, at another pin (the manifest changed). Replace it only if it is exactly ours.
+            why = _user_changes(repo, _last_stage(record))
+            if why is None:
+                self.log.info("%s: the pin changed from %s to %s: replacing our copy", self.spec.name, record["source"], self.spec.source.pin)
+                return self._fetch_into_place(replace=True)
+            why = f"the manifest's pin changed to {_pin_text(self.spec)} and {why}"
+        else:
+            head = head_commit(repo)
+            why = f"it was not made by this workspace: HEAD {head[:10] if head else 'unborn'}, pin {_pin_text(self.spec)}"
+            lines = changes(repo)
+            if lines:
+                why += f", {_describe_changes(lines)}"
+        if not self.ctx.force:
+            raise self._refuse(why)
+        self._move_aside(why)
+        return self._fetch_into_place()
+
+    # -- interrupted stages ------------------------------------------------------------------
+    def _roll_back(self, repo: git.Repo, record: dict[str, Any]) -> None:
+        """Undo our own stage that a previous run started and did not finish."""
+        progress = record["in_progress"]
+        start = progress["from"]
+        lock = Path(repo.git_dir) / "index.lock"
+        if lock.exists():  # a git command of ours was killed; we hold the workspace lock
+            lock.unlink()
+        head = head_commit(repo)
+        ours_child = False
+        if head and head != start:
+            commit = repo.commit(head)
+            ours_child = bool(commit.parents) and commit.parents[0].hexsha == start and is_ours(repo, head)
+        if head != start and not ours_child:
+            why = f"a {progress['stage']} stage was interrupted and HEAD has since moved to {head[:10] if head else 'unborn'}"
+            if not self.ctx.force:
+                raise self._refuse(why)
+            self._move_aside(why)
+            raise _Restart()
+        kept = keep_dirty_state(repo, f"interrupted-{progress['stage']}")
+        reset_to(repo, start)
+        stages = record["stages"]
+        if progress["stage"] == "patch":
+            stages.pop("patched", None)
+        stages.pop("converted", None)
+        record.pop("in_progress")
+        self._save(record)
+        note = f"rolled back the interrupted {progress['stage']} stage to {start[:10]}"
+        if kept:
+            note += f" (its partial changes are kept as {kept})"
+        self.log.info("%s: %s", self.spec.name, note)
+        self.outcome.notes.append(note)
+        self.outcome.action = self.outcome.action or "resumed"
+
+    def _begin(self, record: dict[str, Any], stage: str, start: str) -> None:
+        record["in_progress"] = {"stage": stage, "from": start, "at": now(), "pid": os.getpid()}
+        self._save(record)
+
+    # -- stage 2: patches --------------------------------------------------------------------
+    def _patch(self, repo: git.Repo, record: dict[str, Any], patches_hash: str) -> None:
+        start = record["stages"]["fetched"]["commit"]
+        self._begin(record, "patch", start)
+        if head_commit(repo) != start or head_branch(repo) != BRANCH:
+            reset_to(repo, start)
+        record["stages"].pop("patched", None)
+        record["stages"].pop("converted", None)
+        commit = start
+        if self.spec.patches:
+            self.status(f"apply {len(self.spec.patches)} patch(es)")
+            try:
+                apply_series(repo, self.spec.patches, self.spec.name)
+            except Exception:  # on Ctrl-C the record keeps "in progress": the next run rolls back
+                reset_to(repo, start)
+                record.pop("in_progress", None)
+                self._save(record)
+                raise
+            listing = "\n".join(f"  {p.name}" for p in self.spec.patches)
+            commit = commit_tracked(repo, f"ms-workspace: patches applied ({len(self.spec.patches)})\n\n{listing}") or start
+        record["stages"]["patched"] = {"commit": commit, "patches": patches_hash, "count": len(self.spec.patches), "at": now()}
+        record.pop("in_progress")
+        self._save(record)
+        self.log.info("%s: patched stage at %s (%d patches)", self.spec.name, commit, len(self.spec.patches))
+
+    # -- stage 3: conversion -----------------------------------------------------------------
+    def _convert(self, repo: git.Repo, record: dict[str, Any], rules: Any) -> None:
+        start = record["stages"]["patched"]["commit"]
+        self._begin(record, "convert", start)
+        if head_commit(repo) != start or head_branch(repo) != BRANCH:
+            reset_to(repo, start)
+        record["stages"].pop("converted", None)
+        entry: dict[str, Any] = {"commit": start, "rules": None, "at": now()}
+        if rules is not None:
+            from tools.convert.api import convert_tree  # the engine; loaded only when there is work
+
+            report_dir = self.ctx.meta / "reports" / self.spec.name
+            report_dir.mkdir(parents=True, exist_ok=True)
+            self.status(f"convert (rules {rules.hash})")
+            try:
+                result = convert_tree(self.path, rules, jobs=self.ctx.jobs, report_dir=report_dir,
+                                      cache_dir=self.ctx.meta / "cache", progress=False)
+            except Exception as exc:  # on Ctrl-C the record keeps "in progress": the next run rolls back
+                reset_to(repo, start)
+                record.pop("in_progress", None)
+                self._save(record)
+                raise RepoError(self.spec.name, f"conversion failed: {type(exc).__name__}: {exc}") from exc
+            summary = dict(result.summary)
+            files_changed = int(summary.get("files_changed", 0))
+            unsupported = int(summary.get("unsupported_api_uses", 0))
+            failed = int(summary.get("files_failed", 0))
+            message = (f"ms-workspace: converted (rules {rules.hash})\n\n"
+                       f"files changed: {files_changed}\nunsupported API uses: {unsupported}\n"
+                       f"files that failed to parse: {failed}\nreports: {result.report_dir}")
+            commit = commit_tracked(repo, message) or start
+            entry = {"commit": commit, "rules": rules.hash, "files_changed": files_changed, "unsupported": unsupported,
+                     "files_failed": failed, "report_dir": str(result.report_dir), "at": now()}
+            self.log.info("%s: converted at %s: %s", self.spec.name, commit, summary)
+        record["stages"]["converted"] = entry
+        record.pop("in_progress")
+        self._save(record)
+
+    # -- the whole repository ----------------------------------------------------------------
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        try:
+            for _ in range(3):
+                try:
+                    self._run()
+                    break
+                except _Restart:
+                    continue
+        finally:
+            self.outcome.seconds = time.monotonic() - started
+            record = self._record()
+            if record is not None:
+                self.outcome.stage = _stage_label(record)
+                conv = record["stages"].get("converted") or {}
+                self.outcome.files_changed = conv.get("files_changed")
+                self.outcome.unsupported = conv.get("unsupported")
+                self.outcome.files_failed = conv.get("files_failed")
+                self.outcome.report_dir = conv.get("report_dir")
+        return self.outcome
+
+    def _run(self) -> None:
+        spec = self.spec
+        rules = self.ctx.rules.get(spec.rules) if spec.rules else None
+        want_rules = rules.hash if rules is not None else None
+        want_patches = spec.patches_hash()
+        record = self._record()
+        if record is not None and not self.path.exists():
+            self.log.info("%s: %s is gone: fetching it again", spec.name, self.path)
+            self._save(None)
+            record = None
+        if not self.path.exists():
+            record = self._fetch_into_place()
+        elif record is None or record.get("source") != spec.source.pin:
+            record = self._existing(record)
+        repo = open_repo(self.path)
+        if record.get("in_progress"):
+            self._roll_back(repo, record)
+        stages = record["stages"]
+        need_patch = stages.get("patched", {}).get("patches") != want_patches
+        need_convert = need_patch or "converted" not in stages or stages["converted"].get("rules") != want_rules
+        last = _last_stage(record)
+        if not need_patch and not need_convert:
+            why = _user_changes(repo, last)
+            if why:
+                self.outcome.notes.append(f"changed by hand since the run that set it up, kept as it is: {why}")
+            self.outcome.action = self.outcome.action or "up to date"
+            return
+        why = _user_changes(repo, last)
+        if why:
+            if not self.ctx.force:
+                raise self._refuse(why)
+            self._move_aside(why)
+            raise _Restart()
+        was_complete = "converted" in stages
+        if need_patch:
+            self._patch(repo, record, want_patches)
+        self._convert(repo, record, rules)
+        self.outcome.action = self.outcome.action or ("updated" if was_complete else "resumed")
+
+
+class _Restart(Exception):
+    """The repository was moved aside (``--force``): start again from fetching it."""

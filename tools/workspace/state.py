@@ -1,0 +1,117 @@
+"""The workspace's state file and lock: what is done, and what a run was doing when it stopped.
+
+``<ws>/.ms-workspace/state.json`` records, per repository, the commit of each finished stage and,
+*before* a stage starts, that it is in progress. A run killed in the middle therefore leaves a
+record that tells the next run "this dirty tree is ours, roll it back", which is how our own
+interrupted work is told apart from a user's edits. The file is replaced atomically (temp file +
+``os.replace``), so it is always either the old or the new version, never half written.
+
+One run at a time holds ``<ws>/.ms-workspace/lock`` (``flock``); the kernel releases it when the
+process dies, even by SIGKILL, so a crashed run never blocks the next.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.workspace.errors import WorkspaceError
+
+STATE_VERSION = 1
+
+
+def meta_dir(workspace: Path) -> Path:
+    """``<ws>/.ms-workspace``: state, lock, logs, reports, downloads, temporary clones."""
+    return workspace / ".ms-workspace"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class State:
+    """The parsed state file; call :meth:`save` after every change (it is cheap and atomic)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def load(cls, workspace: Path) -> "State":
+        path = meta_dir(workspace) / "state.json"
+        if not path.exists():
+            return cls(path, {"version": STATE_VERSION, "manifest": None, "repos": {}})
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WorkspaceError(
+                f"{path}: the workspace state file is unreadable ({exc}); move it away to start the bookkeeping afresh "
+                "(the repositories are kept and checked again)"
+            ) from None
+        if data.get("version") != STATE_VERSION:
+            raise WorkspaceError(f"{path}: state version {data.get('version')!r} is not {STATE_VERSION}; this tool is older or newer than the workspace")
+        return cls(path, data)
+
+    @property
+    def manifest(self) -> str | None:
+        return self.data.get("manifest")
+
+    @manifest.setter
+    def manifest(self, name: str) -> None:
+        self.data["manifest"] = name
+
+    def repo(self, name: str) -> dict[str, Any] | None:
+        return self.data["repos"].get(name)
+
+    def set_repo(self, name: str, record: dict[str, Any] | None) -> None:
+        if record is None:
+            self.data["repos"].pop(name, None)
+        else:
+            self.data["repos"][name] = record
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+class WorkspaceLock:
+    """An exclusive, non-blocking lock on the workspace for the duration of a run."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.path = meta_dir(workspace) / "lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> "WorkspaceLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise WorkspaceError(
+                f"another run is working in {self.path.parent.parent} (pid {holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
