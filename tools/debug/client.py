@@ -1,0 +1,334 @@
+"""The user's side: ``list`` waiting sessions and ``attach`` to one.
+
+``attach`` is interactive (readline line editing, history, remote tab completion) when stdin is
+a terminal, and line-driven when stdin is a pipe: it prints pdb's output and the ``(Pdb) ``
+prompt to stdout, then reads one command per line, which is how scripts and tests drive it.
+End of input (Ctrl-D, closed pipe) detaches and lets the process continue.
+
+Exit status: 0 session ended normally, 1 unexpected error, 2 no such session, 3 refused
+(wrong/missing secret or not the job owner).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from tools.debug import protocol
+from tools.debug.registry import SessionRecord, candidate_base_dirs, job_secret, read_sessions, sanitize_job_id
+from tools.debug.settings import ENV_HISTORY, ENV_JOB
+
+EXIT_OK, EXIT_ERROR, EXIT_NO_SESSION, EXIT_REFUSED = 0, 1, 2, 3
+PDB_DELIMS = " \t\n`@#$%^&*()=+[{]}\\|;:'\",<>?"
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"[ms-debug] {message}\n")
+    sys.stderr.flush()
+
+
+def _job_filter(job: str | None) -> str | None:
+    job = job or os.environ.get(ENV_JOB) or None
+    return sanitize_job_id(job) if job else None
+
+
+def find_sessions(job: str | None = None) -> list[SessionRecord]:
+    """Live sessions of this user (one job, or all), oldest first; stale records are pruned."""
+    return read_sessions(candidate_base_dirs(), _job_filter(job))
+
+
+# --- list --------------------------------------------------------------------------------------
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def list_sessions(job: str | None = None, as_json: bool = False, out: TextIO | None = None) -> int:
+    """Print the waiting/attached sessions as a table (or JSON lines with ``as_json``)."""
+    out = out or sys.stdout
+    sessions = find_sessions(job)
+    if as_json:
+        for record in sessions:
+            out.write(json.dumps(asdict(record)) + "\n")
+        return EXIT_OK
+    if not sessions:
+        where = ", ".join(str(p) for p in candidate_base_dirs())
+        out.write(f"no debugger sessions{' in job ' + job if job else ''} (looked in {where})\n")
+        return EXIT_OK
+    now = time.time()
+    header = ["job", "rank", "pid", "role", "state", "where", "function", "since", "timeout"]
+    rows = []
+    for r in sessions:
+        role = r.role if r.role == "main" else f"{r.role} of {r.ppid}"
+        timeout = "none" if r.timeout_at is None else (_age(r.timeout_at - now) if r.state == "waiting" else "-")
+        since = time.strftime("%H:%M:%S", time.localtime(r.since)) + f" ({_age(now - r.since)} ago)"
+        rows.append([r.job, str(r.rank), str(r.pid), role, r.state, f"{r.file}:{r.line}", r.function, since, timeout])
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # the client may run in a bare training environment
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        return EXIT_OK
+    table = Table(title="debugger sessions", title_justify="left")
+    for name in header:
+        table.add_column(name.upper(), overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(file=out, width=None if out.isatty() else 250, soft_wrap=False)
+    console.print(table)
+    return EXIT_OK
+
+
+# --- attach ------------------------------------------------------------------------------------
+def choose_session(sessions: list[SessionRecord], rank: int, pid: int | None) -> tuple[SessionRecord | None, str]:
+    """The session to attach to, or (None, why not). Prefers the rank's main process over its
+    children, and the oldest when a process has several (threads)."""
+    matches = [s for s in sessions if s.rank == rank and (pid is None or s.pid == pid)]
+    if not matches:
+        return None, f"no session for rank {rank}" + (f" pid {pid}" if pid is not None else "")
+    if len({s.job for s in matches}) > 1:
+        jobs = ", ".join(sorted({s.job for s in matches}))
+        return None, f"rank {rank} is waiting in several jobs ({jobs}); choose one with --job"
+    waiting = [s for s in matches if s.state == "waiting"]
+    if not waiting:
+        return None, f"rank {rank} (pid {matches[0].pid}) is already attached by another client"
+    mains = [s for s in waiting if s.role == "main"]
+    chosen = (mains or waiting)[0]
+    others = [s for s in waiting if s.pid != chosen.pid]
+    if others and pid is None:
+        extra = ", ".join(f"pid {s.pid} ({s.role})" for s in others)
+        _say(f"rank {rank} also waits in {extra}; use --pid to pick one")
+    return chosen, ""
+
+
+class _Terminal:
+    """Where commands come from and output goes: a readline terminal or a pair of pipes."""
+
+    def __init__(self, interactive: bool, completer: Callable[[str, int], str | None] | None) -> None:
+        self.interactive = interactive
+        self._pending = ""
+        self._history: str | None = None
+        if interactive:
+            try:
+                import readline
+            except ImportError:
+                readline = None  # type: ignore[assignment]
+            if readline is not None:
+                self._history = os.environ.get(ENV_HISTORY) or os.path.expanduser("~/.ms_debug_history")
+                try:
+                    readline.read_history_file(self._history)
+                except OSError:
+                    pass
+                readline.set_history_length(2000)
+                readline.set_completer_delims(PDB_DELIMS)
+                if completer is not None:
+                    readline.set_completer(completer)
+                    readline.parse_and_bind("tab: complete")
+
+    def output(self, text: str) -> None:
+        if not self.interactive:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        # Keep the unfinished last line: it is the prompt readline must draw itself.
+        text = self._pending + text
+        head, sep, self._pending = text.rpartition("\n")
+        if sep:
+            sys.stdout.write(head + sep)
+            sys.stdout.flush()
+
+    def read_line(self) -> str | None:
+        """One command, or None at end of input."""
+        if self.interactive:
+            prompt, self._pending = self._pending, ""
+            while True:
+                try:
+                    return input(prompt)
+                except KeyboardInterrupt:
+                    sys.stdout.write("\n")  # like a shell: Ctrl-C drops the line, Ctrl-D detaches
+                except EOFError:
+                    sys.stdout.write("\n")
+                    return None
+        line = sys.stdin.readline()
+        if not line:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            return None
+        line = line.rstrip("\r\n")
+        sys.stdout.write(line + "\n")  # echo, so a piped transcript reads like a terminal one
+        sys.stdout.flush()
+        return line
+
+    def close(self) -> None:
+        if self._pending:
+            sys.stdout.write(self._pending + "\n")
+            sys.stdout.flush()
+        if self._history:
+            try:
+                import readline
+
+                fd = os.open(self._history, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.close(fd)
+                readline.write_history_file(self._history)
+            except OSError:
+                pass
+
+
+def _read_secret(record: SessionRecord, secret_file: str | None) -> bytes | None:
+    if secret_file:
+        return Path(secret_file).read_bytes().strip()
+    return job_secret(Path(record.job_dir), create=False)
+
+
+def connect(record: SessionRecord, secret: bytes, timeout: float = 10.0) -> tuple[socket.socket, dict[str, Any]]:
+    """Connect and authenticate; returns the socket and the session info. Raises PermissionError
+    when the session refuses us, ConnectionError when it is gone."""
+    path = record.socket_path
+    if path is None:
+        raise ConnectionError("the session is not waiting for a client")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+        hello = protocol.recv_frame(sock)
+        if hello is None or hello[0] != protocol.HELLO:
+            raise ConnectionError("the session closed the connection before the handshake")
+        info = json.loads(hello[1])
+        if info.get("protocol") != protocol.PROTOCOL:
+            raise ConnectionError(f"protocol {info.get('protocol')} not supported (this client speaks {protocol.PROTOCOL})")
+        protocol.send_frame(sock, protocol.AUTH, protocol.auth_answer(secret, bytes.fromhex(info["nonce"])))
+        reply = protocol.recv_frame(sock)
+        if reply is None:
+            raise ConnectionError("the session closed the connection during the handshake")
+        if reply[0] == protocol.DENIED:
+            raise PermissionError(reply[1].decode("utf-8", "replace"))
+        if reply[0] != protocol.WELCOME:
+            raise ConnectionError("unexpected handshake reply")
+        sock.settimeout(None)
+        return sock, json.loads(reply[1])
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _make_completer(sock: socket.socket) -> Callable[[str, int], str | None]:
+    import readline
+
+    matches: list[str] = []
+
+    def complete(text: str, state: int) -> str | None:
+        if state == 0:
+            matches.clear()
+            request = {
+                "text": text,
+                "line": readline.get_line_buffer(),
+                "begidx": readline.get_begidx(),
+                "endidx": readline.get_endidx(),
+            }
+            try:
+                protocol.send_frame(sock, protocol.COMPLETE, json.dumps(request).encode())
+                frame = protocol.recv_frame(sock)
+            except OSError:
+                return None
+            if frame is not None and frame[0] == protocol.MATCHES:
+                matches.extend(json.loads(frame[1]))
+        return matches[state] if state < len(matches) else None
+
+    return complete
+
+
+def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
+    while True:
+        try:
+            frame = protocol.recv_frame(sock)
+        except (OSError, protocol.ProtocolError) as exc:
+            _say(f"connection lost ({exc})")
+            return EXIT_ERROR
+        if frame is None:
+            _say("connection closed by the process (it exited?)")
+            return EXIT_OK
+        kind, payload = frame
+        if kind == protocol.OUTPUT:
+            terminal.output(payload.decode("utf-8", "replace"))
+        elif kind == protocol.READ:
+            line = terminal.read_line()
+            try:
+                if line is None:
+                    protocol.send_frame(sock, protocol.EOF)
+                else:
+                    protocol.send_frame(sock, protocol.LINE, line.encode())
+            except OSError:
+                _say("connection closed by the process")
+                return EXIT_OK
+        elif kind == protocol.END:
+            terminal.close()
+            _say(f"session ended: {payload.decode('utf-8', 'replace')}")
+            return EXIT_OK
+
+
+def attach(
+    rank: int,
+    pid: int | None = None,
+    job: str | None = None,
+    secret_file: str | None = None,
+    wait: float = 0.0,
+    interactive: bool | None = None,
+) -> int:
+    """Attach to rank ``rank``'s waiting breakpoint; with ``wait``, first wait up to that many
+    seconds for it to appear (so you can attach before the rank gets there)."""
+    deadline = time.monotonic() + max(0.0, wait)
+    poll = 0.05
+    while True:
+        record, why = choose_session(find_sessions(job), rank, pid)
+        if record is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+        poll = min(0.5, poll * 1.5)
+    if record is None:
+        _say(why)
+        return EXIT_NO_SESSION
+    try:
+        secret = _read_secret(record, secret_file)
+    except OSError as exc:
+        _say(f"cannot read the job secret: {exc}")
+        return EXIT_REFUSED
+    if secret is None:
+        _say(
+            f"no secret for job {record.job}: set MS_DEBUG_SECRET as the launcher did, or pass --secret-file "
+            f"(no {Path(record.job_dir) / 'secret'})"
+        )
+        return EXIT_REFUSED
+    try:
+        sock, info = connect(record, secret)
+    except PermissionError as exc:
+        _say(f"refused by rank {record.rank} pid {record.pid}: {exc}")
+        return EXIT_REFUSED
+    except (OSError, ValueError, KeyError) as exc:
+        _say(f"cannot attach to rank {record.rank} pid {record.pid}: {exc}")
+        return EXIT_NO_SESSION
+    where = f"{info.get('file')}:{info.get('line')}"
+    _say(
+        f"attached to rank {info.get('rank')} pid {info.get('pid')} ({info.get('role')}) of job {info.get('job')} "
+        f"at {where}; 'detach' or Ctrl-D lets it continue"
+    )
+    interactive = sys.stdin.isatty() if interactive is None else interactive
+    completer = _make_completer(sock) if interactive else None
+    terminal = _Terminal(interactive, completer)
+    try:
+        return _session_loop(sock, terminal)
+    except KeyboardInterrupt:
+        _say("interrupted: detaching; the process continues at its next stop")
+        return EXIT_OK
+    finally:
+        sock.close()

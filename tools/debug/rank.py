@@ -1,0 +1,133 @@
+"""Which rank this process is, which ranks should stop, and whether we are a rank or its child.
+
+Launchers announce ranks through environment variables; there is no common name, so we try the
+usual ones in a fixed order. Children (data-loader workers, ``subprocess`` helpers) inherit the
+variables, so they report their parent's rank; ``process_role`` tells them apart so the client
+can label them and the barrier ignores them.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from tools.debug.settings import ENV_RANK, ENV_RANK_PID, ENV_RANKS
+
+RANK_VARS = (
+    "RANK",  # torchrun, deepspeed, most PyTorch launchers
+    "LOCAL_RANK",
+    "RANK_ID",  # MindSpore / Ascend scripts
+    "MS_NODE_ID",  # msrun (MindSpore dynamic cluster)
+    "OMPI_COMM_WORLD_RANK",  # Open MPI
+    "PMI_RANK",  # MPICH / Intel MPI
+    "SLURM_PROCID",  # srun
+)
+WORLD_SIZE_VARS = ("WORLD_SIZE", "RANK_SIZE", "MS_WORKER_NUM", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS")
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """The rank and the variable it came from ("default" when no launcher variable is set)."""
+
+    rank: int
+    source: str
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value.strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
+    """Rank from ``$MS_DEBUG_RANK``, else the first integer among RANK_VARS, else 0."""
+    env = os.environ if env is None else env
+    for name in (ENV_RANK, *RANK_VARS):
+        value = _int_or_none(env.get(name))
+        if value is not None and value >= 0:
+            return RankInfo(value, name)
+    return RankInfo(0, "default")
+
+
+def detect_world_size(env: Mapping[str, str] | None = None) -> int | None:
+    """Number of ranks if a launcher told us, else None."""
+    env = os.environ if env is None else env
+    for name in WORLD_SIZE_VARS:
+        value = _int_or_none(env.get(name))
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+def parse_ranks(spec: str) -> frozenset[int] | None:
+    """Parse "1,3", "0-3,7", "all"/"*" (None = every rank) or "none"/"off" (empty set)."""
+    text = spec.strip().lower()
+    if text in ("all", "*"):
+        return None
+    if text in ("none", "off", "-"):
+        return frozenset()
+    ranks: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        if dash:
+            ranks.update(range(int(low), int(high) + 1))
+        else:
+            ranks.add(int(part))
+    return frozenset(ranks)
+
+
+def resolve_selection(
+    argument: int | Iterable[int] | str | None, env: Mapping[str, str] | None = None
+) -> frozenset[int] | None:
+    """The ranks that stop: ``$MS_DEBUG_RANKS`` if set, else the argument; None means all."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_RANKS, "").strip()
+    if raw:
+        return parse_ranks(raw)
+    if argument is None:
+        return None
+    if isinstance(argument, str):
+        return parse_ranks(argument)
+    if isinstance(argument, int):
+        return frozenset([argument])
+    return frozenset(int(r) for r in argument)
+
+
+def _parent_has_same_rank(info: RankInfo) -> bool:
+    """Linux: is our parent a Python process started with the same rank variable and value?
+
+    That is what a ``subprocess``-started helper of a rank looks like; a rank's own parent is the
+    launcher (torchrun agent, msrun, mpirun, a shell), which does not carry the rank variable.
+    """
+    if info.source == "default":
+        return False
+    ppid = os.getppid()
+    try:
+        exe = os.path.basename(os.readlink(f"/proc/{ppid}/exe"))
+        with open(f"/proc/{ppid}/environ", "rb") as handle:
+            entries = handle.read().split(b"\0")
+    except OSError:
+        return False
+    if not exe.startswith("python"):
+        return False
+    return f"{info.source}={os.environ.get(info.source, '')}".encode() in entries
+
+
+def process_role(info: RankInfo) -> str:
+    """ "main" for the rank's own process, "subprocess" for a child that inherited its rank.
+
+    Signals, strongest first: ``$MS_DEBUG_RANK_PID`` (exported by the rank the first time it hits
+    a breakpoint), a multiprocessing parent, and (Linux) a Python parent with the same rank var.
+    """
+    rank_pid = _int_or_none(os.environ.get(ENV_RANK_PID))
+    if rank_pid is not None:
+        return "main" if rank_pid == os.getpid() else "subprocess"
+    if multiprocessing.parent_process() is not None:
+        return "subprocess"
+    if _parent_has_same_rank(info):
+        return "subprocess"
+    return "main"

@@ -1,0 +1,187 @@
+"""``set_trace()``: the breakpoint entry point (also ``PYTHONBREAKPOINT=tools.debug.set_trace``).
+
+On a selected rank it registers a session, waits (bounded by the timeout) for a client, and
+then hands the caller's frame to a real pdb talking to that client. On other ranks it returns
+at once, or with ``wait_others`` waits at the same point until the selected ranks are done.
+
+A failure of the debugger itself (insecure directory, path too long, ...) is logged and the
+program continues: a broken debugger must never take a training job down with it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import Counter
+from typing import Iterable
+
+from tools.debug.barrier import SiteBarrier
+from tools.debug.rank import RankInfo, detect_rank, detect_world_size, process_role, resolve_selection
+from tools.debug.registry import derive_job_id, job_dir_for_server, job_secret
+from tools.debug.remote_pdb import Channel, RemotePdb
+from tools.debug.session import Session
+from tools.debug.settings import ENV_JOB, ENV_RANK_PID, log, resolve_timeout, resolve_wait_others
+
+_local = threading.local()
+_hits: Counter[str] = Counter()
+_lock = threading.Lock()
+_attached: dict[int, "_Attached"] = {}
+
+
+class _Attached:
+    """A session with a client: its pdb, its registration, and its place in a barrier."""
+
+    def __init__(self, session: Session, barrier: SiteBarrier | None) -> None:
+        self.session = session
+        self.barrier = barrier  # set only with wait_others
+        self.pdb: RemotePdb | None = None
+        self.thread = threading.get_ident()
+
+    def end(self, reason: str) -> None:
+        """RemotePdb's on_end: tell the client, clean up, then keep step with the other ranks."""
+        assert self.pdb is not None
+        self.pdb.channel.close(reason)
+        self.session.close()
+        with _lock:
+            _attached.pop(self.thread, None)
+        if getattr(_local, "attached", None) is self:
+            _local.attached = None
+        record = self.session.record
+        log(f"rank {record.rank} pid {record.pid}: session at {os.path.basename(record.file)}:{record.line} ended ({reason})")
+        if self.barrier is not None:
+            self.barrier.done()
+            if not self.pdb.interrupted:
+                self.barrier.wait()
+
+
+def end_attached_sessions(reason: str) -> None:
+    """At exit: tell attached clients the process is going away."""
+    with _lock:
+        attached = list(_attached.values())
+    for item in attached:
+        if item.session.owner_pid == os.getpid() and item.pdb is not None:
+            item.pdb.channel.close(reason)
+            item.session.close()
+            if item.barrier is not None:
+                item.barrier.done()
+
+
+def _after_fork_in_child() -> None:
+    with _lock:
+        _attached.clear()
+    _local.attached = None
+    sys.settrace(None)  # a child forked while its parent was being stepped must not trace
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def set_trace(
+    ranks: int | Iterable[int] | str | None = None,
+    wait_others: bool | None = None,
+    timeout: float | str | None = None,
+    *,
+    header: str | None = None,
+) -> None:
+    """Stop this process in a remote pdb session if its rank is selected.
+
+    ranks: which ranks stop (int, iterable, or "1,3"); None = all. ``$MS_DEBUG_RANKS`` overrides.
+    wait_others: non-selected ranks wait here until the selected ranks' sessions end.
+        ``$MS_DEBUG_WAIT_OTHERS`` overrides.
+    timeout: seconds to wait for a client before continuing; 0 or "none" waits forever;
+        None = ``$MS_DEBUG_TIMEOUT`` or 600 s. ``$MS_DEBUG_TIMEOUT`` overrides.
+    header: a message shown to the client when it attaches (like pdb.set_trace's).
+    """
+    frame = sys._getframe(1)
+    try:
+        _set_trace(frame, ranks, wait_others, timeout, header)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see module docstring
+        log(f"debugger unavailable at {frame.f_code.co_filename}:{frame.f_lineno}: {exc}; continuing")
+    # Nothing may run here: once pdb.set_trace() returned, every call is traced and would stop.
+
+
+def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
+    rank = detect_rank()
+    selection = resolve_selection(ranks)
+    wait = resolve_wait_others(wait_others)
+    seconds = resolve_timeout(timeout)
+    selected = selection is None or rank.rank in selection
+
+    attached: _Attached | None = getattr(_local, "attached", None)
+    if attached is not None and attached.pdb is not None and not attached.pdb.ended:
+        # Already being debugged in this thread (e.g. `n` over a function with a breakpoint):
+        # stop in the same session instead of opening another one.
+        if selected:
+            attached.pdb.set_trace(frame)
+        return
+
+    role = process_role(rank)
+    if role == "main":
+        os.environ.setdefault(ENV_RANK_PID, str(os.getpid()))  # children spawned from now on know
+    job = derive_job_id()
+    os.environ.setdefault(ENV_JOB, job)  # children join this job even if they change process group
+
+    barrier = None
+    if wait and role == "main":
+        code = frame.f_code
+        key = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}:{code.co_name}"
+        with _lock:
+            _hits[key] += 1
+            hit = _hits[key]
+        where = f"{code.co_filename}:{frame.f_lineno}"
+        barrier = SiteBarrier(
+            job_dir_for_server(job=job), key, where, hit, rank.rank, selection, detect_world_size(), seconds
+        )
+    if not selected:
+        if barrier is not None:
+            barrier.wait()
+        return
+
+    _serve(frame, job, rank, role, seconds, barrier, header)
+
+
+def _serve(
+    frame, job: str, rank: RankInfo, role: str, seconds: float | None, barrier: SiteBarrier | None, header: str | None
+) -> None:
+    job_dir = job_dir_for_server(job=job)
+    secret = job_secret(job_dir, create=True)
+    assert secret is not None
+    session = Session(job, job_dir, secret, rank, role, frame, seconds)
+    if barrier is not None:
+        barrier.arrived()
+    session.open()
+    where = f"{os.path.basename(session.record.file)}:{session.record.line}"
+    limit = "no timeout" if seconds is None else f"continues after {seconds:g} s"
+    log(
+        f"rank {rank.rank} pid {session.owner_pid} waiting at {where} ({session.record.function}); "
+        f"attach: python -m tools.debug attach {rank.rank} --job {job}"
+        + (f" --pid {session.owner_pid}" if role != "main" else "")
+        + f" ({limit})"
+    )
+    try:
+        conn = session.wait_for_client()
+    except BaseException:
+        session.close()
+        if barrier is not None:
+            barrier.done()
+        raise
+    if conn is None:
+        session.close()
+        log(f"rank {rank.rank} pid {session.owner_pid}: nobody attached at {where} within {seconds:g} s; continuing")
+        if barrier is not None:
+            barrier.done()
+            barrier.wait()
+        return
+
+    attached = _Attached(session, barrier)
+    debugger = RemotePdb(Channel(conn), attached.end)
+    attached.pdb = debugger
+    _local.attached = attached
+    with _lock:
+        _attached[attached.thread] = attached
+    if header:
+        debugger.message(header)
+    debugger.set_trace(frame)  # must be the last call: from here on the caller is traced
