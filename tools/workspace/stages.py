@@ -325,7 +325,7 @@ class RepoRunner:
             self.status(f"convert (rules {rules.hash})")
             try:
                 result = convert_tree(self.path, rules, jobs=self.ctx.jobs, report_dir=report_dir,
-                                      cache_dir=self.ctx.meta / "cache", progress=False)
+                                      cache_dir=self.ctx.meta / "cache" / self.spec.name, progress=False)
             except Exception as exc:  # on Ctrl-C the record keeps "in progress": the next run rolls back
                 reset_to(repo, start)
                 record.pop("in_progress", None)
