@@ -1,0 +1,29 @@
+"""The engine's stable Python API (used by the workspace driver and by tests)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .errors import RuleError, UsageError
+from .model import RuleSet
+from .ruleset import load_rules
+from .runner import RunOptions, RunResult, run
+
+__all__ = ["RuleError", "UsageError", "RuleSet", "RunResult", "load_rules", "convert_tree"]
+
+
+def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs: int | None = None,
+                 report_dir: Path | None = None, cache_dir: Path | None = None, use_cache: bool = True,
+                 progress: bool = False, introspect: bool = True, excludes: Sequence[str] = (),
+                 console=None) -> RunResult:
+    """Convert ``root`` in place (or into ``output``); write reports to ``report_dir``.
+
+    Never raises for a bad file (it is reported in ``result.summary['failures']``); raises
+    :class:`UsageError` for impossible arguments.
+    """
+    if progress and console is None:
+        from rich.console import Console
+        console = Console(stderr=True)
+    return run(Path(root), rules, RunOptions(output=output, jobs=jobs, report_dir=report_dir, cache_dir=cache_dir,
+                                             use_cache=use_cache, progress=progress, introspect=introspect,
+                                             excludes=tuple(excludes), console=console))

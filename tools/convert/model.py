@@ -1,0 +1,135 @@
+"""The rule model: what a validated rule file turns into."""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImportRule:
+    """Retarget a module and everything below it: ``torch`` -> ``mindtorch``."""
+
+    id: str
+    module: str
+    target: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class ApiRule:
+    """Map one fully qualified torch API to a target, with argument edits (PaConvert's shape)."""
+
+    id: str
+    api: str
+    target: str | None = None            # None: unsupported, report only
+    target_module: str | None = None     # the importable part of ``target``
+    args: tuple[str, ...] = ()           # positional parameter names, to find positional args
+    kwargs_rename: tuple[tuple[str, str], ...] = ()
+    kwargs_drop: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()   # keyword -> source text (literal or dotted name)
+    unsupported_args: tuple[tuple[str, str], ...] = ()  # keyword -> hint
+    unsupported: bool = False
+    hint: str = ""
+    origin: str = ""
+
+    @property
+    def edits_arguments(self) -> bool:
+        return bool(self.kwargs_rename or self.kwargs_drop or self.defaults)
+
+    @property
+    def target_attr(self) -> str:
+        assert self.target and self.target_module
+        return self.target[len(self.target_module) + 1:]
+
+
+SCOPED_ACTIONS = (
+    "replace_call", "replace_expr", "remove_stmt", "remove_decorator", "insert_import", "replace_body",
+)
+
+
+@dataclass(frozen=True)
+class ScopedRule:
+    """A structural edit aimed at a module path (glob) and optionally a qualified class/function."""
+
+    id: str
+    path: str
+    action: str
+    reason: str
+    within: str | None = None
+    match: str | None = None
+    replace: str | None = None
+    keep_docstring: bool = True
+    origin: str = ""
+
+    def applies_to(self, relpath: str) -> bool:
+        return fnmatch.fnmatchcase(relpath, self.path)
+
+
+@dataclass(frozen=True)
+class TransformRule:
+    """The escape hatch: a named transform implemented in Python inside tools/convert/transforms."""
+
+    id: str
+    transform: str
+    reason: str
+    path: str = "*"
+    origin: str = ""
+
+    def applies_to(self, relpath: str) -> bool:
+        return fnmatch.fnmatchcase(relpath, self.path)
+
+
+FAMILIES = ("imports", "apis", "scoped", "transforms")
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The selected rules of one run. ``hash`` keys the cache and names the workspace stage."""
+
+    imports: tuple[ImportRule, ...] = ()
+    apis: tuple[ApiRule, ...] = ()
+    scoped: tuple[ScopedRule, ...] = ()
+    transforms: tuple[TransformRule, ...] = ()
+    files: tuple[str, ...] = ()
+    hash: str = ""
+    import_map: dict[str, str] = field(default_factory=dict, compare=False)
+    api_map: dict[str, ApiRule] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "import_map", {r.module: r.target for r in self.imports})
+        object.__setattr__(self, "api_map", {r.api: r for r in self.apis})
+
+    def all_rules(self) -> list:
+        return [*self.imports, *self.apis, *self.scoped, *self.transforms]
+
+    def tracked_roots(self) -> set[str]:
+        """Top-level module names whose imports the analysis follows (sources and targets)."""
+        roots = {m.split(".")[0] for m in self.import_map}
+        roots |= {t.split(".")[0] for t in self.import_map.values()}
+        roots |= {a.split(".")[0] for a in self.api_map}
+        return roots
+
+    def trigger_tokens(self) -> tuple[bytes, ...]:
+        """A file that contains none of these (and no scoped/transform path hit) is never parsed."""
+        tokens = {m.split(".")[0] for m in self.import_map} | {a.split(".")[0] for a in self.api_map}
+        tokens |= {t.split(".")[0] for t in self.import_map.values()}
+        return tuple(sorted(t.encode() for t in tokens))
+
+    def retarget(self, qualname: str) -> str:
+        """Where ``qualname`` lives after import retargeting (longest matching module wins)."""
+        parts = qualname.split(".")
+        for i in range(len(parts), 0, -1):
+            target = self.import_map.get(".".join(parts[:i]))
+            if target is not None:
+                return ".".join([target, *parts[i:]])
+        return qualname
+
+    def canonical(self, qualname: str) -> str:
+        """The source-side name of ``qualname``: ``mindtorch.nn`` -> ``torch.nn`` (for reports)."""
+        parts = qualname.split(".")
+        reverse = {t: m for m, t in self.import_map.items()}
+        for i in range(len(parts), 0, -1):
+            source = reverse.get(".".join(parts[:i]))
+            if source is not None:
+                return ".".join([source, *parts[i:]])
+        return qualname

@@ -1,0 +1,119 @@
+"""Reports: change_list.csv, unsupported_api.csv (the columns of Ascend's transplant tool) and
+summary.json; and the summary table on a terminal."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+from .fileconv import FileResult
+from .fsio import atomic_write
+
+CHANGE_COLUMNS = ["File", "Start Line", "End Line", "Operation Type", "Message"]
+UNSUPPORTED_COLUMNS = ["File", "Start Line", "End Line", "API", "Tips"]
+
+
+def unsupported_rows(results: list[FileResult], provided: dict[str, bool], retarget) -> list[list]:
+    """Uses a rule marks unsupported, dynamic imports, and uses the installed target lacks."""
+    rows = []
+    for r in results:
+        for api, line, end, category, rule, hint in r.uses:
+            if category == "unsupported":
+                rows.append([r.path, line, end, api, hint or f"marked unsupported by {rule}"])
+            elif category == "retargeted" and provided.get(retarget(api)) is False:
+                rows.append([r.path, line, end, api, f"not provided by the installed {retarget(api).split('.')[0]} "
+                             "and no rule covers it: add an API rule or a patch to the target"])
+    return rows
+
+
+def summarize(results: list[FileResult], provided: dict[str, bool], modules: dict, retarget, *,
+              extra: dict, unmatched: list[dict], unsupported_count: int) -> dict:
+    status = Counter(r.status for r in results)
+    apis: dict[str, dict] = {}
+    totals = Counter()
+    for r in results:
+        for api, _line, _end, category, rule, _hint in r.uses:
+            if category == "retargeted" and provided.get(retarget(api)) is False:
+                category = "unsupported"
+            elif category == "retargeted" and retarget(api) not in provided:
+                category = "retargeted-unverified"
+            entry = apis.setdefault(api, {"uses": 0, "status": category, "rule": rule})
+            entry["uses"] += 1
+            totals[category] += 1
+    total = sum(totals.values())
+    mapped = totals["rewritten"] + totals["retargeted"] + totals["retargeted-unverified"]
+    by_op = Counter(c[2] for r in results for c in r.changes)
+    skip_reasons = Counter(r.reason for r in results if r.status == "skipped")
+    return {
+        **extra,
+        "files_seen": len(results),
+        "files_parsed": sum(r.parsed for r in results),
+        "files_changed": status["changed"],
+        "files_unchanged": status["unchanged"],
+        "files_skipped": status["skipped"],
+        "files_failed": status["failed"],
+        "failures": [{"file": r.path, "reason": r.reason} for r in results if r.status == "failed"],
+        "skipped": [{"file": r.path, "reason": r.reason} for r in results
+                    if r.status == "skipped" and r.reason != "no trigger token"],
+        "skip_reasons": dict(skip_reasons),
+        "changes": sum(by_op.values()),
+        "changes_by_operation": dict(sorted(by_op.items())),
+        "opted_out_edits": sum(r.opted_out for r in results),
+        "api_uses": {"total": total, "rewritten": totals["rewritten"], "retargeted": totals["retargeted"],
+                     "retargeted_unverified": totals["retargeted-unverified"], "unsupported": totals["unsupported"]},
+        "conversion_rate": round(mapped / total, 4) if total else 1.0,
+        "unsupported_api_uses": unsupported_count,
+        "unmatched_rules": unmatched,
+        "targets": modules,
+        "apis": dict(sorted(apis.items())),
+    }
+
+
+def _csv(rows: list[list], header: list[str]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def write_reports(folder: Path, results: list[FileResult], unsupported: list[list], summary: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    changes = [[r.path, c[0], c[1], c[2], c[3]] for r in results for c in r.changes]
+    atomic_write(folder / "change_list.csv", _csv(changes, CHANGE_COLUMNS))
+    atomic_write(folder / "unsupported_api.csv", _csv(unsupported, UNSUPPORTED_COLUMNS))
+    atomic_write(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=False).encode() + b"\n")
+
+
+def print_summary(console, summary: dict, report_dir: Path | None) -> None:
+    from rich.table import Table
+
+    table = Table(title="conversion summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    uses = summary["api_uses"]
+    for label, value in [
+        ("files seen", summary["files_seen"]), ("parsed", summary["files_parsed"]),
+        ("changed", summary["files_changed"]), ("skipped", summary["files_skipped"]),
+        ("failed", summary["files_failed"]), ("edits", summary["changes"]),
+        ("torch API uses", uses["total"]), ("  rewritten by a rule", uses["rewritten"]),
+        ("  retargeted by import", uses["retargeted"] + uses["retargeted_unverified"]),
+        ("  unsupported", uses["unsupported"]), ("conversion rate", f"{summary['conversion_rate']:.1%}"),
+        ("time", f"{summary['elapsed_s']:.2f} s"),
+    ]:
+        table.add_row(label, str(value))
+    console.print(table)
+    for f in summary["failures"][:20]:
+        console.print(f"[red]failed[/red] {f['file']}: {f['reason']}")
+    if len(summary["failures"]) > 20:
+        console.print(f"... and {len(summary['failures']) - 20} more failures (see summary.json)")
+    for u in summary["unmatched_rules"]:
+        console.print(f"[yellow]drift[/yellow] {u['message']}")
+    for root, info in summary.get("targets", {}).items():
+        if not info.get("available"):
+            console.print(f"[yellow]note[/yellow] {root}: {info.get('error', 'not available')}; "
+                          "APIs it would provide are reported as unverified")
+    if report_dir is not None:
+        console.print(f"reports: {report_dir}")

@@ -1,0 +1,247 @@
+"""Load, validate and select rule files.
+
+Rule files are parsed with ``yaml.safe_load`` and checked against :data:`schema.RULE_FILE_SCHEMA`,
+then semantically (ids unique, source snippets parse, targets are not themselves mapped, named
+transforms exist). The first problem stops the load with one line naming file, line and field.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import jsonschema
+import yaml
+
+from . import ENGINE_VERSION
+from .errors import RuleError
+from .model import FAMILIES, ApiRule, ImportRule, RuleSet, ScopedRule, TransformRule
+from .schema import RULE_FILE_SCHEMA
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+
+def _line_of(text: str, path: Sequence[Any]) -> int | None:
+    """1-based line of the YAML node at ``path`` (keys and indexes), found with ``yaml.compose``."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == step:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _field(path: Sequence[Any]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "(top level)"
+
+
+class _FileCtx:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.text = path, text
+
+    def error(self, where: Sequence[Any], message: str) -> RuleError:
+        line = _line_of(self.text, where)
+        loc = f"{self.path}:{line}" if line else str(self.path)
+        return RuleError(f"{loc}: {_field(where)}: {message}")
+
+
+def _check_source(ctx: _FileCtx, where: list, source: str, mode: str) -> None:
+    try:
+        ast.parse(source, mode=mode)
+    except SyntaxError as exc:
+        kind = "an expression" if mode == "eval" else "statements"
+        raise ctx.error(where, f"cannot parse as {kind}: {exc.msg}") from None
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    if ":" in target:
+        module, attr = target.split(":", 1)
+        return f"{module}.{attr}", module
+    return target, target.rsplit(".", 1)[0] if "." in target else target
+
+
+def _load_file(path: Path) -> tuple[_FileCtx, dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read rule file: {exc}") from None
+    ctx = _FileCtx(path, text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RuleError(f"{loc}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}:1: (top level): a rule file is a mapping with 'version: 1' and rule lists")
+    errors = sorted(jsonschema.Draft202012Validator(RULE_FILE_SCHEMA).iter_errors(data),
+                    key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        raise ctx.error(list(err.absolute_path), _schema_message(err))
+    return ctx, data
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        return f"unknown field ({err.message.split('(')[-1].rstrip(')')}); see docs/rules.md"
+    if err.validator == "pattern":
+        return f"{err.instance!r} is not a valid name here"
+    if err.validator == "oneOf" and isinstance(err.instance, dict):
+        return "give either 'target', or 'unsupported: true' with a 'hint'"
+    return err.message
+
+
+def _parse_rules(ctx: _FileCtx, data: dict) -> list:
+    from .transforms import TRANSFORMS
+
+    origin = str(ctx.path)
+    rules: list = []
+    for i, item in enumerate(data.get("imports") or []):
+        rules.append(ImportRule(item["id"], item["module"], item["target"], f"{origin}:imports[{i}]"))
+    for i, item in enumerate(data.get("apis") or []):
+        where = ["apis", i]
+        target = module = None
+        if item.get("target"):
+            target, module = _split_target(item["target"])
+        for name, value in (item.get("defaults") or {}).items():
+            src = value if isinstance(value, str) else json.dumps(value).replace("true", "True").replace(
+                "false", "False").replace("null", "None")
+            _check_source(ctx, [*where, "defaults", name], src, "eval")
+        rules.append(ApiRule(
+            id=item["id"], api=item["api"], target=target, target_module=module,
+            args=tuple(item.get("args") or ()),
+            kwargs_rename=tuple((item.get("kwargs_rename") or {}).items()),
+            kwargs_drop=tuple(item.get("kwargs_drop") or ()),
+            defaults=tuple((k, v if isinstance(v, str) else repr(v)) for k, v in (item.get("defaults") or {}).items()),
+            unsupported_args=tuple((item.get("unsupported_args") or {}).items()),
+            unsupported=bool(item.get("unsupported", False)), hint=item.get("hint", ""),
+            origin=f"{origin}:apis[{i}]",
+        ))
+    for i, item in enumerate(data.get("scoped") or []):
+        where = ["scoped", i]
+        action = item["action"]
+        if action in ("replace_call", "remove_decorator", "replace_expr"):
+            _check_source(ctx, [*where, "match"], item["match"], "eval")
+        if action == "remove_stmt":
+            _check_source(ctx, [*where, "match"], item["match"], "exec")
+        if action in ("replace_call", "replace_expr"):
+            _check_source(ctx, [*where, "replace"], item["replace"], "eval")
+        if action in ("insert_import", "replace_body"):
+            _check_source(ctx, [*where, "replace"], item["replace"], "exec")
+        if action == "insert_import":
+            stmts = ast.parse(item["replace"]).body
+            if not stmts or not all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in stmts):
+                raise ctx.error([*where, "replace"], "insert_import takes import statements only")
+        if action == "replace_call" and not _is_dotted(item["match"]):
+            raise ctx.error([*where, "match"], "replace_call matches a dotted API name, e.g. torch.cuda.synchronize")
+        rules.append(ScopedRule(
+            id=item["id"], path=item["path"], action=action, reason=item["reason"], within=item.get("within"),
+            match=item.get("match"), replace=item.get("replace"), keep_docstring=item.get("keep_docstring", True),
+            origin=f"{origin}:scoped[{i}]",
+        ))
+    for i, item in enumerate(data.get("transforms") or []):
+        if item["transform"] not in TRANSFORMS:
+            known = ", ".join(sorted(TRANSFORMS))
+            raise ctx.error(["transforms", i, "transform"], f"no transform named {item['transform']!r} (known: {known})")
+        rules.append(TransformRule(item["id"], item["transform"], item["reason"], item.get("path", "*"),
+                                   f"{origin}:transforms[{i}]"))
+    return rules
+
+
+def _is_dotted(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
+def _family(rule: object) -> str:
+    return {ImportRule: "imports", ApiRule: "apis", ScopedRule: "scoped", TransformRule: "transforms"}[type(rule)]
+
+
+def _selected(rule: object, select: Iterable[str] | None, ignore: Iterable[str] | None) -> bool:
+    def hit(patterns: Iterable[str]) -> bool:
+        return any(p == _family(rule) or rule.id.startswith(p) for p in patterns)  # type: ignore[attr-defined]
+    if select and not hit(select):
+        return False
+    return not (ignore and hit(ignore))
+
+
+def rule_files(paths: Sequence[Path | str] | None) -> list[Path]:
+    """Expand directories to their ``*.yaml`` files (sorted); default: the project's ``rules/``."""
+    out: list[Path] = []
+    for p in [Path(p) for p in (paths or [DEFAULT_RULES_DIR])]:
+        if p.is_dir():
+            out.extend(sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise RuleError(f"{p}: no such rule file or directory")
+    return out
+
+
+def load_rules(paths: Sequence[Path | str] | None = None, select: Iterable[str] | None = None,
+               ignore: Iterable[str] | None = None) -> RuleSet:
+    """Load and validate rule files, then keep the rules chosen by ``select``/``ignore``.
+
+    ``select``/``ignore`` take rule ids, id prefixes (``API``, ``MEG0``) or family names
+    (``imports``, ``apis``, ``scoped``, ``transforms``), like a linter's --select/--ignore.
+    """
+    select, ignore = list(select or []), list(ignore or [])
+    for token in [*select, *ignore]:
+        if not (token in FAMILIES or token.isalnum()):
+            raise RuleError(f"--select/--ignore: {token!r} is neither a family ({', '.join(FAMILIES)}) nor a rule id prefix")
+    files = rule_files(paths)
+    seen: dict[str, str] = {}
+    rules: list = []
+    for path in files:
+        ctx, data = _load_file(path)
+        for rule in _parse_rules(ctx, data):
+            if rule.id in seen:
+                raise RuleError(f"{rule.origin}: id: {rule.id} is already used by {seen[rule.id]}")
+            seen[rule.id] = rule.origin
+            rules.append(rule)
+    _check_consistency(rules)
+    chosen = [r for r in rules if _selected(r, select, ignore)]
+    payload = json.dumps({"engine": ENGINE_VERSION,
+                          "rules": [[_family(r), {k: v for k, v in asdict(r).items() if k != "origin"}] for r in chosen]},
+                         sort_keys=True, default=list)
+    return RuleSet(
+        imports=tuple(r for r in chosen if isinstance(r, ImportRule)),
+        apis=tuple(r for r in chosen if isinstance(r, ApiRule)),
+        scoped=tuple(r for r in chosen if isinstance(r, ScopedRule)),
+        transforms=tuple(r for r in chosen if isinstance(r, TransformRule)),
+        files=tuple(str(p) for p in files),
+        hash=hashlib.sha256(payload.encode()).hexdigest()[:12],
+    )
+
+
+def _check_consistency(rules: list) -> None:
+    """Cross-rule checks that keep conversion idempotent: no rule maps onto another rule's source."""
+    modules = {r.module: r for r in rules if isinstance(r, ImportRule)}
+    apis = {r.api: r for r in rules if isinstance(r, ApiRule)}
+    for r in rules:
+        if isinstance(r, ImportRule) and r.target in modules:
+            raise RuleError(f"{r.origin}: target: {r.target} is itself retargeted by {modules[r.target].id}; "
+                            "chains of retargets are not allowed")
+        if isinstance(r, ApiRule) and r.api in modules:
+            raise RuleError(f"{r.origin}: api: {r.api} is a module retargeted by {modules[r.api].id}; use an import rule")
+        if isinstance(r, ApiRule) and r.target and r.target in apis:
+            raise RuleError(f"{r.origin}: target: {r.target} is itself mapped by {apis[r.target].id}")
