@@ -110,7 +110,7 @@ def reset_to(repo: git.Repo, commit: str) -> None:
 
 def keep_dirty_state(repo: git.Repo, label: str) -> str | None:
     """Save the tracked changes of the work tree under a ref before a rollback (nothing is lost)."""
-    sha = repo.git.stash("create").strip()
+    sha = repo.git.stash("create", env=identity_env()).strip()
     if not sha:
         return None
     ref = f"refs/ms-workspace/{label}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -140,12 +140,23 @@ def fetch_git(spec: RepoSpec, dest: Path, opts: FetchOptions, status: Status) ->
             "(--mirror DIR), never from the network. Write the full 40-hex commit in the manifest or use a mirror",
         )
 
+    progress = _CloneProgress(status)
+
     def clone() -> None:
         shutil.rmtree(dest, ignore_errors=True)
         status(f"clone {url}")
-        git.Repo.clone_from(url, dest, no_checkout=True, env=network_env(), progress=_CloneProgress(status))
+        progress.error_lines.clear()
+        progress.other_lines.clear()
+        git.Repo.clone_from(url, dest, no_checkout=True, env=network_env(), progress=progress)
 
-    _retry(f"git clone {url}", spec.name, opts, clone, lambda exc: _git_message(exc) if isinstance(exc, git.GitCommandError) else str(exc))
+    def clone_message(exc: Exception) -> str:
+        # With a progress handler, git's stderr goes to the handler, not to the exception.
+        lines = [line.strip() for line in progress.error_lines or progress.other_lines[-3:] if line.strip()]
+        if lines:
+            return " / ".join(lines[-3:])
+        return _git_message(exc) if isinstance(exc, git.GitCommandError) else str(exc)
+
+    _retry(f"git clone {url}", spec.name, opts, clone, clone_message)
     repo = git.Repo(dest)
     if not has_commit(repo, commit):
         # Not reachable from a branch or tag: ask for it by id (servers that allow it answer).
