@@ -124,6 +124,13 @@ def ensure_private_dir(path: Path, *, strict: bool = True) -> Path:
     return path
 
 
+def short_socket_dir() -> Path:
+    """Fallback directory for sockets whose path under the job directory would be too long
+    (``/tmp/ms-debug-<uid>/sockets``, created 0700 with its parent by the caller's checks)."""
+    parent = ensure_private_dir(Path("/tmp") / f"ms-debug-{os.getuid()}")
+    return parent / "sockets"
+
+
 def base_dir_for_server(env: Mapping[str, str] | None = None) -> Path:
     """The base directory a breakpoint (or launcher) registers in, created if needed."""
     env = os.environ if env is None else env
@@ -243,7 +250,7 @@ class SessionRecord:
     since: float
     timeout_at: float | None
     state: str  # "waiting" (socket open) or "attached"
-    socket: str | None  # socket file name inside sessions/, while waiting
+    socket: str | None  # socket file name inside sessions/ (or an absolute path), while waiting
     argv: list[str] = field(default_factory=list)
     job_dir: str = ""  # filled in when read back, never written
 
@@ -262,7 +269,10 @@ class SessionRecord:
 
     @property
     def socket_path(self) -> Path | None:
-        return Path(self.job_dir) / SESSIONS / self.socket if self.socket else None
+        if not self.socket:
+            return None
+        path = Path(self.socket)
+        return path if path.is_absolute() else Path(self.job_dir) / SESSIONS / path
 
     @property
     def record_path(self) -> Path:

@@ -10,6 +10,7 @@ own), so a finished or killed-by-launcher job leaves no socket behind.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import itertools
 import json
 import os
@@ -24,7 +25,14 @@ from pathlib import Path
 
 from tools.debug import protocol
 from tools.debug.rank import RankInfo
-from tools.debug.registry import MAX_SOCKET_PATH, SESSIONS, SessionRecord, write_private_file
+from tools.debug.registry import (
+    MAX_SOCKET_PATH,
+    SESSIONS,
+    SessionRecord,
+    ensure_private_dir,
+    short_socket_dir,
+    write_private_file,
+)
 from tools.debug.settings import HANDSHAKE_TIMEOUT, log
 
 _counter = itertools.count(1)
@@ -66,6 +74,12 @@ class Session:
         name = f"{self.owner_pid}-{next(_counter)}"
         self.record_path = job_dir / SESSIONS / f"{name}.json"
         self.socket_path = job_dir / SESSIONS / f"{name}.sock"
+        socket_name = self.socket_path.name
+        if len(bytes(self.socket_path)) > MAX_SOCKET_PATH:
+            # A deep $MS_DEBUG_DIR would exceed sun_path: use the short private fallback directory.
+            digest = hashlib.sha1(str(job_dir).encode()).hexdigest()[:10]
+            self.socket_path = ensure_private_dir(short_socket_dir()) / f"{digest}-{name}.sock"
+            socket_name = str(self.socket_path)
         now = time.time()
         self.record = SessionRecord(
             job=job,
@@ -83,7 +97,7 @@ class Session:
             since=now,
             timeout_at=None if timeout is None else now + timeout,
             state="waiting",
-            socket=self.socket_path.name,
+            socket=socket_name,
             argv=[str(a)[:200] for a in sys.argv[:8]],
         )
         self._listener: socket.socket | None = None
@@ -95,7 +109,7 @@ class Session:
         """Listen on the private socket, then register (so a listed session is attachable)."""
         path = str(self.socket_path)
         if len(path.encode()) > MAX_SOCKET_PATH:
-            raise OSError(f"socket path too long ({len(path)} bytes): {path}; set MS_DEBUG_DIR to a shorter directory")
+            raise OSError(f"socket path too long ({len(path)} bytes): {path}")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(path)

@@ -146,13 +146,21 @@ def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
 def _serve(
     frame, job: str, rank: RankInfo, role: str, seconds: float | None, barrier: SiteBarrier | None, header: str | None
 ) -> None:
-    job_dir = job_dir_for_server(job=job)
-    secret = job_secret(job_dir, create=True)
-    assert secret is not None
-    session = Session(job, job_dir, secret, rank, role, frame, seconds)
-    if barrier is not None:
-        barrier.arrived()
-    session.open()
+    try:
+        job_dir = job_dir_for_server(job=job)
+        secret = job_secret(job_dir, create=True)
+        assert secret is not None
+        if barrier is not None:
+            barrier.arrived()
+        session = Session(job, job_dir, secret, rank, role, frame, seconds)
+        session.open()
+    except BaseException:
+        if barrier is not None:
+            try:
+                barrier.done()  # we will not stop here: do not keep the other ranks waiting for us
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+        raise
     where = f"{os.path.basename(session.record.file)}:{session.record.line}"
     limit = "no timeout" if seconds is None else f"continues after {seconds:g} s"
     log(
