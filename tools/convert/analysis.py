@@ -101,8 +101,8 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def analyse(tree: ast.Module, tracked_roots: set[str], dynamic_roots: set[str]) -> Analysis:
-    """Collect the bindings of tracked modules and every chain rooted at one of them."""
+def analyse(tree: ast.Module, tracked_roots: set[str] | None, dynamic_roots: set[str]) -> Analysis:
+    """Collect the bindings of tracked modules (``None``: of every module) and every chain rooted at one."""
     col = _Collector()
     col.visit(tree)
     result = Analysis(tree)
@@ -111,7 +111,7 @@ def analyse(tree: ast.Module, tracked_roots: set[str], dynamic_roots: set[str]) 
             tracked = False
             for alias in node.names:
                 root = alias.name.split(".")[0]
-                if root not in tracked_roots:
+                if tracked_roots is not None and root not in tracked_roots:
                     continue
                 tracked = True
                 local, qual = (alias.asname, alias.name) if alias.asname else (root, root)
@@ -120,7 +120,7 @@ def analyse(tree: ast.Module, tracked_roots: set[str], dynamic_roots: set[str]) 
                     result.module_level.add(local)
             if tracked:
                 result.imports.append(node)
-        elif node.level == 0 and node.module and node.module.split(".")[0] in tracked_roots:
+        elif node.level == 0 and node.module and (tracked_roots is None or node.module.split(".")[0] in tracked_roots):
             result.imports.append(node)
             for alias in node.names:
                 if alias.name == "*":

@@ -23,7 +23,7 @@ def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs
     """
     if progress and console is None:
         from rich.console import Console
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)
     return run(Path(root), rules, RunOptions(output=output, jobs=jobs, report_dir=report_dir, cache_dir=cache_dir,
                                              use_cache=use_cache, progress=progress, introspect=introspect,
                                              excludes=tuple(excludes), console=console))

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return workspace_main(argv[1:])
     args = build_parser().parse_args(argv)
     from rich.console import Console
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "convert":
             return _convert(args, console)
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         from .checkrules import list_rules
         return list_rules(args.rules, args.select, args.ignore, console)
     except (RuleError, UsageError) as exc:
-        console.print(f"error: {exc}", highlight=False, markup=False)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        console.print("interrupted: every file is either old or new; run the same command again to finish",
-                      highlight=False)
+        print("interrupted: every file is either old or new; run the same command again to finish",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

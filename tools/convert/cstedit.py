@@ -130,6 +130,7 @@ def edit_call(snippet: str, rule: ApiRule) -> str:
     present = {a.keyword.value for a in args if a.keyword is not None}
     present |= {rule.args[i] for i in range(min(positional, len(rule.args)))}
     new_args: list[cst.Arg] = []
+    last_kept = False
     for i, a in enumerate(args):
         if i in drop_positions:
             continue
@@ -140,12 +141,14 @@ def edit_call(snippet: str, rule: ApiRule) -> str:
             if key in rename:
                 a = a.with_changes(keyword=cst.Name(rename[key]))
         new_args.append(a)
+        last_kept = i == len(args) - 1
     if drop_positions and any(i > min(drop_positions) for i in range(positional) if i not in drop_positions):
         raise ValueError(f"{rule.id}: cannot drop a positional argument that is followed by others")
     for key, value in rule.defaults:
         if key not in present and rename.get(key, key) not in present:
             new_args.append(cst.Arg(keyword=cst.Name(key), value=cst.parse_expression(value), equal=_EQ))
+            last_kept = False
     if new_args == args:
         return snippet
-    new_args = _with_commas(new_args, keep_trailing=had_trailing and new_args[-1] is args[-1])
+    new_args = _with_commas(new_args, keep_trailing=had_trailing and last_kept)
     return _EMPTY.code_for_node(call.with_changes(args=new_args))

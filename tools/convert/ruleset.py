@@ -97,13 +97,23 @@ def _load_file(path: Path) -> tuple[_FileCtx, dict]:
                     key=lambda e: (list(e.absolute_path), e.message))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
-        raise ctx.error(list(err.absolute_path), _schema_message(err))
+        where = list(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            where.append(extra[0])
+        elif err.validator == "not" and isinstance(err.instance, dict):
+            where.append(err.validator_value["required"][0])
+        raise ctx.error(where, _schema_message(err))
     return ctx, data
 
 
 def _schema_message(err: jsonschema.ValidationError) -> str:
     if err.validator == "additionalProperties":
-        return f"unknown field ({err.message.split('(')[-1].rstrip(')')}); see docs/rules.md"
+        return "unknown field; see docs/rules.md for the fields of each rule family"
+    if err.validator == "not" and isinstance(err.instance, dict):
+        return f"not allowed with action {err.instance.get('action')!r}; see docs/rules.md"
+    if err.validator == "required":
+        return f"{err.message.split(' ')[0]} is required here"
     if err.validator == "pattern":
         return f"{err.instance!r} is not a valid name here"
     if err.validator == "oneOf" and isinstance(err.instance, dict):

@@ -1,0 +1,128 @@
+"""Rule files are data: validated against the schema; the first problem is one line naming the
+file, the line and the field."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tools.convert.errors import RuleError
+from tools.convert.ruleset import DEFAULT_RULES_DIR, load_rules
+
+
+def _write(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BAD = {
+    "unknown field": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+            target: mindtorch.zeros
+            kwarg_rename: {a: b}
+        """, 6, "apis[0].kwarg_rename", "unknown field"),
+    "bad id": ("""\
+        version: 1
+        imports:
+          - id: imp-1
+            module: torch
+            target: mindtorch
+        """, 3, "imports[0].id", "is not a valid name"),
+    "neither target nor unsupported": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+        """, 3, "apis[0]", "either 'target', or 'unsupported: true'"),
+    "unparsable replacement": ("""\
+        version: 1
+        scoped:
+          - id: SC001
+            path: a.py
+            action: replace_expr
+            match: torch.cuda.is_available()
+            replace: "False +"
+            reason: test
+        """, 7, "scoped[0].replace", "cannot parse as an expression"),
+    "remove with replace": ("""\
+        version: 1
+        scoped:
+          - id: SC001
+            path: a.py
+            action: remove_stmt
+            match: x = 1
+            replace: y
+            reason: test
+        """, 7, "scoped[0].replace", "not allowed with action 'remove_stmt'"),
+    "unknown transform": ("""\
+        version: 1
+        transforms:
+          - id: TR001
+            transform: rm_rf
+            reason: test
+        """, 4, "transforms[0].transform", "no transform named 'rm_rf'"),
+    "not yaml": ("version: 1\nimports: [\n", 3, "", "not valid YAML"),
+    "wrong version": ("version: 2\n", 1, "version", ""),
+    "code in a default": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+            target: mindtorch.zeros
+            defaults: {device: "import os"}
+        """, 6, "apis[0].defaults.device", "cannot parse as an expression"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_invalid_rule_file_is_one_clear_line(tmp_path, case):
+    text, line, field, words = BAD[case]
+    path = _write(tmp_path, text)
+    with pytest.raises(RuleError) as info:
+        load_rules([path])
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:{line}: "), message
+    assert field in message and words in message
+
+
+def test_duplicate_ids_across_files_name_both(tmp_path):
+    a = _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch, target: mindtorch}\n", "a.yaml")
+    _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch_npu, target: mindtorch.npu}\n", "b.yaml")
+    with pytest.raises(RuleError, match=r"b.yaml:imports\[0\]: id: IMP901 is already used by .*a.yaml"):
+        load_rules([tmp_path])
+    assert a.exists()
+
+
+def test_a_rule_may_not_map_onto_another_rules_source(tmp_path):
+    path = _write(tmp_path, """\
+        version: 1
+        apis:
+          - {id: API901, api: torch.a, target: torch.b}
+          - {id: API902, api: torch.b, target: mindtorch.b}
+        """)
+    with pytest.raises(RuleError, match="target: torch.b is itself mapped by API902"):
+        load_rules([path])
+
+
+def test_select_and_ignore_by_family_prefix_and_id():
+    everything = load_rules()
+    assert everything.imports
+    only_imports = load_rules(select=["imports"])
+    assert only_imports.imports and not only_imports.apis and not only_imports.scoped
+    no_npu = load_rules(ignore=["IMP002"])
+    assert "torch_npu" not in no_npu.import_map and "torch" in no_npu.import_map
+    assert no_npu.hash != everything.hash
+    assert load_rules(select=["IMP"]).imports == everything.imports
+    with pytest.raises(RuleError, match="neither a family"):
+        load_rules(select=["imp-*"])
+
+
+def test_shipped_rules_are_valid_and_hash_is_stable():
+    assert DEFAULT_RULES_DIR.is_dir()
+    assert load_rules().hash == load_rules([DEFAULT_RULES_DIR]).hash
