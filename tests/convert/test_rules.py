@@ -68,6 +68,14 @@ BAD = {
         """, 4, "transforms[0].transform", "no transform named 'rm_rf'"),
     "not yaml": ("version: 1\nimports: [\n", 3, "", "not valid YAML"),
     "wrong version": ("version: 2\n", 1, "version", ""),
+    "a call as a default": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+            target: mindtorch.zeros
+            defaults: {device: "os.system('x')"}
+        """, 6, "apis[0].defaults.device", "a literal or a dotted name"),
     "code in a default": ("""\
         version: 1
         apis:

@@ -137,6 +137,11 @@ def _parse_rules(ctx: _FileCtx, data: dict) -> list:
             src = value if isinstance(value, str) else json.dumps(value).replace("true", "True").replace(
                 "false", "False").replace("null", "None")
             _check_source(ctx, [*where, "defaults", name], src, "eval")
+            if not _is_dotted(src):
+                try:
+                    ast.literal_eval(src)
+                except ValueError:
+                    raise ctx.error([*where, "defaults", name], "a default is a literal or a dotted name") from None
         rules.append(ApiRule(
             id=item["id"], api=item["api"], target=target, target_module=module,
             args=tuple(item.get("args") or ()),
