@@ -1,10 +1,12 @@
-"""A plain single-process Python program (no launcher, no rank variables) with breakpoints.
+"""A plain single-process Python program (no launcher, no rank variables) with a breakpoint.
 
-Stops once at ``breakpoint()``; the test then sets a pdb breakpoint inside the loop, continues to
-it, and detaches, which must clear that breakpoint so the remaining iterations run through.
+It stops once at ``breakpoint()``. Tests then set pdb breakpoints, continue, detach, or make the
+process exit while attached. At the end it reports whether anything still traces it (a stale
+breakpoint left by a detached session would keep pdb's trace function installed).
 """
 from __future__ import annotations
 
+import bdb
 import sys
 
 
@@ -15,11 +17,16 @@ def accumulate(n: int) -> int:
     return acc
 
 
+def never_called() -> None:
+    pass
+
+
 def main() -> None:
     secret_value = 1234
     breakpoint()
-    print("result", accumulate(5) + secret_value, flush=True)
-    sys.exit(0)
+    result = accumulate(5) + secret_value
+    stale = [bp for bp in bdb.Breakpoint.bpbynumber if bp is not None]
+    print(f"result {result} tracing {sys.gettrace() is not None} breakpoints {len(stale)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""The small decisions the debugger makes from the environment, tested in-process."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.debug import protocol
+from tools.debug.barrier import SiteBarrier
+from tools.debug.client import choose_session
+from tools.debug.rank import RankInfo, detect_rank, detect_world_size, parse_ranks, resolve_selection
+from tools.debug.registry import (
+    InsecureDirectory,
+    SessionRecord,
+    candidate_base_dirs,
+    derive_job_id,
+    ensure_private_dir,
+    job_secret,
+    sanitize_job_id,
+)
+from tools.debug.settings import DEFAULT_TIMEOUT, parse_timeout, resolve_timeout, resolve_wait_others
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, RankInfo(0, "default")),
+        ({"RANK": "3", "LOCAL_RANK": "1"}, RankInfo(3, "RANK")),
+        ({"LOCAL_RANK": "1", "RANK_ID": "5"}, RankInfo(1, "LOCAL_RANK")),
+        ({"RANK_ID": "5", "MS_NODE_ID": "7"}, RankInfo(5, "RANK_ID")),
+        ({"MS_NODE_ID": "worker-a", "OMPI_COMM_WORLD_RANK": "2"}, RankInfo(2, "OMPI_COMM_WORLD_RANK")),
+        ({"PMI_RANK": "4", "SLURM_PROCID": "9"}, RankInfo(4, "PMI_RANK")),
+        ({"SLURM_PROCID": "9"}, RankInfo(9, "SLURM_PROCID")),
+        ({"MS_DEBUG_RANK": "6", "RANK": "3"}, RankInfo(6, "MS_DEBUG_RANK")),
+    ],
+)
+def test_rank_comes_from_the_usual_variables_in_order(env: dict[str, str], expected: RankInfo) -> None:
+    assert detect_rank(env) == expected
+
+
+def test_world_size_and_rank_selection() -> None:
+    assert detect_world_size({"RANK_SIZE": "8"}) == 8 and detect_world_size({}) is None
+    assert parse_ranks("1,3") == {1, 3} and parse_ranks("0-2, 7") == {0, 1, 2, 7}
+    assert parse_ranks("all") is None and parse_ranks("none") == frozenset()
+    assert resolve_selection(None, {}) is None
+    assert resolve_selection(2, {}) == {2} and resolve_selection([1, 3], {}) == {1, 3}
+    assert resolve_selection([0], {"MS_DEBUG_RANKS": "1,3"}) == {1, 3}  # the launch-time override wins
+    assert resolve_selection(None, {"MS_DEBUG_RANKS": "off"}) == frozenset()
+
+
+def test_timeout_and_wait_others_resolution() -> None:
+    assert resolve_timeout(None, {}) == DEFAULT_TIMEOUT == 600
+    assert resolve_timeout(5, {}) == 5.0
+    assert resolve_timeout(0, {}) is None and resolve_timeout("none", {}) is None
+    assert resolve_timeout(5, {"MS_DEBUG_TIMEOUT": "none"}) is None
+    assert resolve_timeout(None, {"MS_DEBUG_TIMEOUT": "2.5"}) == 2.5
+    assert resolve_timeout(None, {"MS_DEBUG_TIMEOUT": "soon"}) == DEFAULT_TIMEOUT
+    assert parse_timeout(float("inf")) is None
+    assert resolve_wait_others(None, {}) is False and resolve_wait_others(True, {}) is True
+    assert resolve_wait_others(True, {"MS_DEBUG_WAIT_OTHERS": "0"}) is False
+    assert resolve_wait_others(False, {"MS_DEBUG_WAIT_OTHERS": "yes"}) is True
+
+
+def test_job_id_derivation() -> None:
+    assert derive_job_id({"MS_DEBUG_JOB": "my job/1"}) == "my_job_1"
+    assert derive_job_id({"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "2", "MASTER_PORT": "1"}) == "slurm-77-2"
+    assert derive_job_id({"PMIX_NAMESPACE": "prterun-host-123@1"}) == "mpi-prterun-host-123_1"
+    assert derive_job_id({"TORCHELASTIC_RUN_ID": "abc", "MASTER_ADDR": "h", "MASTER_PORT": "1"}) == "torch-abc"
+    torchrun_default = {"TORCHELASTIC_RUN_ID": "none", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+    assert derive_job_id(torchrun_default) == "torch-10.0.0.1-29500"
+    assert derive_job_id({"MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "8118"}) == "ms-127.0.0.1-8118"
+    assert derive_job_id({}) == f"pg-{os.getpgid(0)}"
+    long_id = sanitize_job_id("x" * 200)
+    assert len(long_id) <= 48 and long_id != sanitize_job_id("x" * 199)
+    assert sanitize_job_id("../../etc") == "_.._etc"
+
+
+def test_base_dirs(tmp_path: Path) -> None:
+    assert candidate_base_dirs({"MS_DEBUG_DIR": str(tmp_path)}) == [tmp_path]
+    dirs = candidate_base_dirs({"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert dirs == [tmp_path / f"ms-debug-{os.getuid()}", Path(f"/tmp/ms-debug-{os.getuid()}")]
+
+
+def test_private_directories_and_secret(tmp_path: Path) -> None:
+    job = ensure_private_dir(tmp_path / "a" / "job")
+    assert (job.stat().st_mode & 0o777) == 0o700
+    os.chmod(job, 0o750)
+    with pytest.raises(InsecureDirectory, match="mode 0750"):
+        ensure_private_dir(job)
+    assert ensure_private_dir(job, strict=False) == job  # a user's own 0750 $MS_DEBUG_DIR is fine
+    os.chmod(job, 0o700)
+    (tmp_path / "link").symlink_to(job)
+    with pytest.raises(InsecureDirectory, match="not a directory"):
+        ensure_private_dir(tmp_path / "link")
+
+    assert job_secret(job, {}, create=False) is None
+    first = job_secret(job, {}, create=True)
+    assert first is not None and len(first) == 64 and job_secret(job, {}, create=True) == first
+    assert job_secret(job, {"MS_DEBUG_SECRET": "from-env"}, create=True) == b"from-env"
+    os.chmod(job / "secret", 0o644)
+    with pytest.raises(InsecureDirectory):
+        job_secret(job, {}, create=False)
+
+
+def test_auth_answer_depends_on_secret_and_nonce() -> None:
+    answer = protocol.auth_answer(b"s", b"n1")
+    assert protocol.auth_ok(b"s", b"n1", answer)
+    assert not protocol.auth_ok(b"s", b"n2", answer)  # a recorded answer cannot be replayed
+    assert not protocol.auth_ok(b"t", b"n1", answer)
+    assert b"s" not in answer
+
+
+def _record(rank: int, pid: int, role: str, job: str = "j", state: str = "waiting") -> SessionRecord:
+    return SessionRecord(job, f"{pid}-1", rank, "RANK", role, pid, 1, "h", "MainThread", "f.py", 1, "f",
+                         time.time(), None, state, "x.sock")
+
+
+def test_choose_session_prefers_the_ranks_own_process() -> None:
+    child, main = _record(3, 20, "subprocess"), _record(3, 10, "main")
+    assert choose_session([child, main], 3, None)[0] is main
+    assert choose_session([child, main], 3, 20)[0] is child
+    assert choose_session([child, main], 1, None) == (None, "no session for rank 1")
+    assert "already attached" in choose_session([_record(1, 5, "main", state="attached")], 1, None)[1]
+    assert "several jobs" in choose_session([_record(1, 5, "main", "a"), _record(1, 6, "main", "b")], 1, None)[1]
+
+
+def test_barrier_ignores_markers_of_an_earlier_run(tmp_path: Path) -> None:
+    def barrier(rank: int, timeout: float | None) -> SiteBarrier:
+        return SiteBarrier(tmp_path, "s.py:1:f", "s.py:1", 1, rank, frozenset([1]), 4, timeout)
+
+    barrier(1, None).done()
+    marker = next(tmp_path.glob("barrier/*/done-1.json"))
+    started = time.monotonic()
+    barrier(0, 1.0).wait()  # fresh done marker: no wait at all
+    assert time.monotonic() - started < 1.0
+    stale = json.loads(marker.read_text())
+    stale["time"] = time.time() - 3600  # written an hour before this process started
+    marker.write_text(json.dumps(stale))
+    started = time.monotonic()
+    barrier(0, 1.0).wait()  # rank 1 of *this* run never arrived: wait for the timeout
+    assert time.monotonic() - started >= 1.0
+    assert list(tmp_path.glob("barrier/*/waiting-*")) == []
