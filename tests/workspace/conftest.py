@@ -121,6 +121,17 @@ def make_patch(upstream: Path, commit: str, edits: dict[str, tuple[str, str]]) -
     return diff
 
 
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment the scripts run in: the user's, without this test run's own settings and
+    without any git identity (the driver must not need one); fast retries."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MS_CONVERT_", "PYTEST_", "GIT_AUTHOR_", "GIT_COMMITTER_"))
+           and k not in ("PYTHONPATH", "COLUMNS")}
+    env.update({"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "MS_CONVERT_RETRY_DELAY": "0.05"})
+    env.update(extra)
+    return env
+
+
 @dataclass
 class Result:
     returncode: int
@@ -195,13 +206,7 @@ class World:
         return path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("MS_CONVERT_", "PYTEST_")) and k not in ("PYTHONPATH", "COLUMNS")}
-        env = {k: v for k, v in env.items() if not k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}
-        env.update({"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"})  # a machine with no git identity
-        env["MS_CONVERT_RETRY_DELAY"] = "0.05"
-        env.update(extra)
-        return env
+        return script_env(**extra)
 
     def source(self, args: str, *, script: str = "auto_convert_llm.sh", cwd: Path | None = None, pre: str = "",
                post: str = "", env: dict[str, str] | None = None, timeout: float = 300) -> Result:

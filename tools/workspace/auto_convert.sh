@@ -34,7 +34,7 @@ __ms_ws_python() {
 __ms_ws_run() {
     local kind="$1" script="$2"
     shift 2
-    local name checkout python out status sourced=no
+    local name checkout python out result status sourced=no
     name="${script##*/}"
     # Sourced when the script is not the program bash runs (interactive shell or another script).
     if [ "$script" != "$0" ]; then sourced=yes; fi
@@ -48,22 +48,34 @@ __ms_ws_run() {
         return 1
     fi
     python="${python##*$'\n'}"
-    # The driver prints set_env.sh's path on stdout; everything else goes to stderr.
-    if out="$(PYTHONPATH="$checkout" "$python" -m tools.convert workspace "$kind" "$@")"; then
+    # The driver runs in the foreground (not inside $(...)), so that on Ctrl-C it can finish
+    # cleanly and this function still reports; it writes set_env.sh's path into $result.
+    if ! result="$(mktemp "${TMPDIR:-/tmp}/ms-workspace.XXXXXX")"; then
+        printf '%s: cannot create a temporary file in %s\n' "$name" "${TMPDIR:-/tmp}" >&2
+        return 1
+    fi
+    if PYTHONPATH="$checkout" "$python" -m tools.convert workspace "$kind" --env-out "$result" "$@"; then
         status=0
     else
         status=$?
     fi
-    if [ "$status" -ne 0 ]; then
+    out=""
+    if [ -s "$result" ]; then
+        IFS= read -r out <"$result" || true
+    fi
+    rm -f -- "$result"
+    if [ "$status" -eq 130 ]; then
+        printf '%s: interrupted; the environment of this shell was not changed; run it again to complete\n' "$name" >&2
+        return "$status"
+    elif [ "$status" -ne 0 ]; then
         printf '%s: failed (status %s); the environment of this shell was not changed\n' "$name" "$status" >&2
         return "$status"
     fi
-    out="${out##*$'\n'}"
     if [ -z "$out" ]; then
         return 0  # --help, --status: nothing to load
     fi
     if [ ! -f "$out" ]; then
-        printf '%s: the driver did not name an environment file (got: %s)\n' "$name" "$out" >&2
+        printf '%s: the driver named an environment file that does not exist: %s\n' "$name" "$out" >&2
         return 1
     fi
     if [ "$sourced" = yes ]; then

@@ -1,8 +1,8 @@
 """``python -m tools.convert workspace <llm|mm|rl> [options]``: set up (or complete) a workspace.
 
-This is what ``auto_convert_{llm,mm,rl}.sh`` run. Everything the user reads goes to stderr; the
-only thing written to stdout is the path of the generated ``set_env.sh`` (on success), which the
-shell script sources. Exit status: 0 done, 1 a repository failed (the others are done), 2 bad
+This is what ``auto_convert_{llm,mm,rl}.sh`` run. Everything the user reads goes to stderr; on
+success the path of the generated ``set_env.sh`` is written to stdout (or, with ``--env-out FILE``
+as the scripts use it, into FILE), and the scripts source it. Exit status: 0 done, 1 a repository failed (the others are done), 2 bad
 usage, manifest, rules or workspace, 130 interrupted (run again to complete).
 """
 from __future__ import annotations
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retries", type=int, default=3, metavar="N",
                         help=f"attempts per clone or download (default 3; backoff from ${RETRY_DELAY_ENV}, default 2 s)")
     parser.add_argument("--status", action="store_true", help="show the workspace's table without changing anything")
+    parser.add_argument("--env-out", type=Path, metavar="FILE",
+                        help="on success, write the path of set_env.sh into FILE instead of to stdout "
+                        "(used by auto_convert_*.sh)")
     return parser
 
 
@@ -211,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(stderr=True, width=max(console.width, 140))
     saved = _divert_stdout()
     env_path: Path | None = None
+    env_out: Path | None = None
     old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     started = time.monotonic()
     try:
@@ -221,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():
             for sig in old_handlers:
                 signal.signal(sig, _on_signal)
+        env_out = args.env_out
         code, env_path = _run(args, console)
         if code == 0 and env_path is not None:
             console.print(f"done in {time.monotonic() - started:.1f}s; environment: source {env_path}",
@@ -239,4 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(sig, handler)
         _restore_stdout(saved)
         if env_path is not None:
-            print(env_path, flush=True)
+            if env_out is not None:
+                env_out.write_text(f"{env_path}\n", encoding="utf-8")
+            else:
+                print(env_path, flush=True)

@@ -16,8 +16,10 @@ BRANCH = "ms-workspace"
 AUTHOR_NAME = "MindSpeed-Core-MS workspace"
 AUTHOR_EMAIL = "ms-workspace@localhost"
 
-# What running converted code leaves in a repository; never counted as a user's change.
-EXCLUDES = ("__pycache__/", "*.pyc", "*.pyo", "kernel_meta/")
+# Never counted as a user's change: what running converted code leaves in a repository, and the
+# temporary file of an atomic write by the engine killed mid-write (tools.convert.walk.TMP_SUFFIX;
+# its next run removes them).
+EXCLUDES = ("__pycache__/", "*.pyc", "*.pyo", "kernel_meta/", "*.ms-convert.tmp")
 
 
 def identity_env(date: str | None = None) -> dict[str, str]:

@@ -383,6 +383,7 @@ class RepoRunner:
         elif record is None or record.get("source") != spec.source.pin:
             record = self._existing(record)
         repo = open_repo(self.path)
+        write_excludes(repo)
         if record.get("in_progress"):
             self._roll_back(repo, record)
         stages = record["stages"]
