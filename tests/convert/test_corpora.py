@@ -132,6 +132,8 @@ def test_a_killed_run_leaves_old_or_new_files_and_a_rerun_finishes(tmp_path):
     proc.wait(timeout=60)
     assert last.read_bytes() == original[changed[-1]], "the run was not killed mid-way"
     middle = snapshot(tree)
+    leftovers = {k for k in middle if k.endswith(".ms-convert.tmp")}   # a write cut short: removed by the next run
+    middle = {k: v for k, v in middle.items() if k not in leftovers}
     assert set(middle) == set(original)
     assert any(middle[k] == expected[k] != original[k] for k in changed)
     for rel, data in middle.items():
