@@ -9,7 +9,6 @@ which lets tests and users keep a manifest with its own patches anywhere.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Union
@@ -24,6 +23,34 @@ MANIFEST_DIR = PROJECT_ROOT / "workspaces"
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$"
+
+_GIT_SOURCE: dict[str, Any] = {
+    "additionalProperties": False,
+    "required": ["url"],
+    "oneOf": [{"required": ["commit"]}, {"required": ["commit_abbrev"]}],
+    "properties": {
+        "kind": {"const": "git"},
+        "url": {"type": "string", "minLength": 1},
+        "commit": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+        "commit_abbrev": {"type": "string", "pattern": "^[0-9a-f]{7,39}$"},
+        "ref": {"type": "string"},
+    },
+}
+
+_PYPI_SOURCE: dict[str, Any] = {
+    "additionalProperties": False,
+    "required": ["requirement", "take"],
+    "properties": {
+        "kind": {"const": "pypi"},
+        "requirement": {"type": "string", "pattern": _REQUIREMENT},
+        "take": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        "format": {"enum": ["wheel", "sdist"]},
+        "dist_info": {"type": "boolean"},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+
+_PATHS: dict[str, Any] = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -46,44 +73,14 @@ SCHEMA: dict[str, Any] = {
                         "type": "object",
                         "required": ["kind"],
                         "properties": {"kind": {"enum": ["git", "pypi"]}},
-                        "if": {"properties": {"kind": {"const": "git"}}},
-                        "then": {
-                            "additionalProperties": False,
-                            "required": ["url"],
-                            "oneOf": [{"required": ["commit"]}, {"required": ["commit_abbrev"]}],
-                            "properties": {
-                                "kind": {"const": "git"},
-                                "url": {"type": "string", "minLength": 1},
-                                "commit": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
-                                "commit_abbrev": {"type": "string", "pattern": "^[0-9a-f]{7,39}$"},
-                                "ref": {"type": "string"},
-                            },
-                        },
-                        "else": {
-                            "additionalProperties": False,
-                            "required": ["requirement", "take"],
-                            "properties": {
-                                "kind": {"const": "pypi"},
-                                "requirement": {"type": "string", "pattern": _REQUIREMENT},
-                                "take": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "items": {"type": "string", "minLength": 1},
-                                },
-                                "format": {"enum": ["wheel", "sdist"]},
-                                "dist_info": {"type": "boolean"},
-                                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                            },
-                        },
+                        "allOf": [
+                            {"if": {"properties": {"kind": {"const": "git"}}}, "then": _GIT_SOURCE},
+                            {"if": {"properties": {"kind": {"const": "pypi"}}}, "then": _PYPI_SOURCE},
+                        ],
                     },
-                    "patches": {
-                        "oneOf": [
-                            {"type": "string", "minLength": 1},
-                            {"type": "array", "items": {"type": "string", "minLength": 1}},
-                        ]
-                    },
-                    "rules": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                    "pythonpath": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "patches": {"oneOf": [{"type": "string", "minLength": 1}, _PATHS]},
+                    "rules": _PATHS,
+                    "pythonpath": _PATHS,
                 },
             },
         },
@@ -169,15 +166,15 @@ def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if k.value == key:
-                    node = v
+                    node, line = v, k.start_mark.line + 1  # the key's line
                     break
             else:
                 return line
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
+            line = node.start_mark.line + 1
         else:
             return line
-        line = node.start_mark.line + 1
     return line
 
 
@@ -223,8 +220,19 @@ def load_manifest(path: Path) -> Manifest:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        error = _best_error(errors[0])
-        raise fail(list(error.absolute_path), error.message)
+        error = errors[0]
+        if error.validator == "oneOf" and error.context and all(e.validator == "required" for e in error.context):
+            wanted = [e.validator_value[0] for e in error.context]
+            raise fail(list(error.absolute_path), "needs exactly one of: " + ", ".join(wanted))
+        error = _best_error(error)
+        where = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = error.schema.get("properties", {})
+            extra = [key for key in error.instance if key not in allowed]
+            if extra:
+                where.append(extra[0])
+                raise fail(where, "unknown field (allowed: " + ", ".join(allowed) + ")")
+        raise fail(where, error.message)
 
     base = path.parent
     repos: list[RepoSpec] = []
@@ -273,7 +281,3 @@ def load_manifest(path: Path) -> Manifest:
         repos.append(RepoSpec(name, source, tuple(patches), tuple(rules), tuple(pythonpath)))
     return Manifest(data["name"], data.get("description", ""), path, tuple(repos))
 
-
-def short_pin_allowed(text: str) -> bool:
-    """True for an abbreviated commit (7 to 39 hex digits)."""
-    return re.fullmatch(r"[0-9a-f]{7,39}", text) is not None

@@ -36,8 +36,8 @@ class ParsedPatch:
 
 def _strip(raw: str, prefix: bool) -> str:
     path = raw.split("\t", 1)[0].strip()
-    if len(path) >= 2 and path[0] == path[-1] == '"':
-        path = path[1:-1]
+    if len(path) >= 2 and path[0] == path[-1] == '"':  # git quotes unusual names: "a/t\303\251st.py"
+        path = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
     if prefix and path[:2] in ("a/", "b/"):
         path = path[2:]
     return path
