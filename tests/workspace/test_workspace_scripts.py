@@ -343,3 +343,29 @@ def test_all_three_scripts_reach_their_manifest(world: World) -> None:
         result = world.source("--status --workspace " + str(world.root / f"ws-{kind}"), script=f"auto_convert_{kind}.sh")
         assert result.alive == 0, result
         assert f"({kind})" in result.stderr and "mindtorch" in result.stderr
+
+
+def test_a_lost_state_file_is_rebuilt_from_the_repositories(world: World) -> None:
+    patch = world.add_patch("Megatron-LM", "0001-readme.patch", make_patch(
+        world.upstream / "Megatron-LM", world.pins["Megatron-LM"], {"README.md": ("# Megatron", "# Patched Megatron")}))
+    manifest = world.default_manifest(patches=str(patch.parent))
+    assert world.source(world.std_args(manifest)).alive == 0
+    trees = {name: git(world.ws / name, "rev-parse", "HEAD^{tree}") for name in ("six", "Megatron-LM", "MindSpeed-LLM")}
+    (world.ws / ".ms-workspace" / "state.json").unlink()
+    again = world.source(world.std_args(manifest))
+    assert again.alive == 0, again
+    assert again.stderr.count("adopted") >= 3, again.stderr
+    assert {name: git(world.ws / name, "rev-parse", "HEAD^{tree}") for name in trees} == trees
+    assert log_subjects(world.ws / "Megatron-LM", world.pins["Megatron-LM"]) == ["ms-workspace: patches applied (1)"]
+
+
+def test_a_foreign_clone_in_the_way_is_kept(world: World) -> None:
+    world.ws.mkdir()
+    git(world.root, "clone", "-q", str(world.upstream / "Megatron-LM"), str(world.ws / "Megatron-LM"))  # at main
+    manifest = world.default_manifest()
+    result = world.source(world.std_args(manifest))
+    assert result.alive == 1
+    assert (f"Megatron-LM: {world.ws / 'Megatron-LM'} is in the way: it was not made by this workspace "
+            f"(HEAD {world.later['Megatron-LM'][:10]}, pin release") in result.stderr
+    assert "--force" in result.stderr
+    assert head(world.ws / "Megatron-LM") == world.later["Megatron-LM"]

@@ -302,12 +302,9 @@ def fetch_pypi(spec: RepoSpec, dest: Path, opts: FetchOptions, status: Status) -
     return Fetched(repo.head.commit.hexsha, archive.name, f"{src.requirement} (sha256 {digest[:12]})")
 
 
-def is_pypi_import(repo: git.Repo, src: PypiSource) -> bool:
-    """True when HEAD is exactly this driver's import of ``src`` (one commit, our identity)."""
-    try:
-        head = repo.head.commit
-    except ValueError:
-        return False
+def is_pypi_import(repo: git.Repo, src: PypiSource, commit: str) -> bool:
+    """True when ``commit`` is this driver's import of ``src`` (a root commit, our identity)."""
+    head = repo.commit(commit)
     return (
         not head.parents
         and head.author.email == identity_env()["GIT_AUTHOR_EMAIL"]

@@ -139,10 +139,10 @@ class RepoRunner:
     def _save(self, record: dict[str, Any] | None) -> None:
         self.ctx.state.set_repo(self.spec.name, record)
 
-    def _refuse(self, why: str) -> UserChangesError:
+    def _refuse(self, why: str, what: str = "was changed by hand") -> UserChangesError:
         return UserChangesError(
             self.spec.name,
-            f"{self.path} was changed by hand ({why}); nothing was written to it. Undo the changes "
+            f"{self.path} {what} ({why}); nothing was written to it. Undo the changes "
             f"(git -C {self.path} status), or pass --force to move it to {self.ctx.meta / 'backup'}/ and set it up afresh",
         )
 
@@ -191,15 +191,19 @@ class RepoRunner:
         return record
 
     def _matches_pin(self, repo: git.Repo) -> str | None:
-        """HEAD's commit when the repository is exactly the manifest's pin (adoptable), else None."""
+        """The pin's commit when the repository is the manifest's pin, possibly with stage commits
+        of this driver on top (a workspace whose state file was lost), and nothing else; else None."""
         head = head_commit(repo)
         if head is None or changes(repo):
             return None
+        commit = repo.commit(head)
+        while is_ours(repo, commit.hexsha) and len(commit.parents) == 1:
+            commit = commit.parents[0]  # our stage commits: reproducible, redone from the pin
         src = self.spec.source
         if isinstance(src, GitSource):
-            return head if head.startswith(src.pin) else None
+            return commit.hexsha if commit.hexsha.startswith(src.pin) else None
         assert isinstance(src, PypiSource)
-        return head if sources.is_pypi_import(repo, src) else None
+        return commit.hexsha if sources.is_pypi_import(repo, src, commit.hexsha) else None
 
     def _existing(self, record: dict[str, Any] | None) -> dict[str, Any]:
         """The path exists but the state has no record for it, or records another pin."""
@@ -216,8 +220,8 @@ class RepoRunner:
         repo = open_repo(self.path)
         adopt = self._matches_pin(repo)
         if adopt:
-            if head_branch(repo) != BRANCH:
-                repo.git.checkout("-q", "-B", BRANCH)
+            if head_commit(repo) != adopt or head_branch(repo) != BRANCH:
+                reset_to(repo, adopt)
             write_excludes(repo)
             record = {
                 "source": self.spec.source.pin,
@@ -237,10 +241,12 @@ class RepoRunner:
             why = f"the manifest's pin changed to {_pin_text(self.spec)} and {why}"
         else:
             head = head_commit(repo)
-            why = f"it was not made by this workspace: HEAD {head[:10] if head else 'unborn'}, pin {_pin_text(self.spec)}"
+            why = f"HEAD {head[:10] if head else 'unborn'}, pin {_pin_text(self.spec)}"
             lines = changes(repo)
             if lines:
                 why += f", {_describe_changes(lines)}"
+            if not self.ctx.force:
+                raise self._refuse(why, "is in the way: it was not made by this workspace")
         if not self.ctx.force:
             raise self._refuse(why)
         self._move_aside(why)
