@@ -257,6 +257,8 @@ def test_extra_commits_by_the_user_are_kept(world: World) -> None:
 def test_changed_pin_replaces_a_clean_copy(world: World) -> None:
     manifest = world.default_manifest()
     assert world.source(world.std_args(manifest)).alive == 0
+    (world.ws / "Megatron-LM" / "megatron" / "__pycache__").mkdir()
+    (world.ws / "Megatron-LM" / "megatron" / "__pycache__" / "x.pyc").write_bytes(b"\0")
     later = world.later["Megatron-LM"]
     manifest = world.write_manifest([world.six(), world.git_repo("Megatron-LM", commit=later),
                                      world.git_repo("MindSpeed-LLM")])
@@ -264,6 +266,9 @@ def test_changed_pin_replaces_a_clean_copy(world: World) -> None:
     assert result.alive == 0, result
     assert head(world.ws / "Megatron-LM") == later
     assert world.state()["repos"]["Megatron-LM"]["stages"]["fetched"]["commit"] == later
+    (old,) = (world.ws / ".ms-workspace" / "backup").glob("Megatron-LM-*")  # kept, with its ignored files
+    assert head(old) == world.pins["Megatron-LM"] and (old / "megatron" / "__pycache__" / "x.pyc").exists()
+    assert f"moved {world.ws / 'Megatron-LM'} (the manifest's pin changed) to {old}" in result.stderr
 
 
 def test_abbreviated_pin_is_resolved_only_from_a_mirror(world: World) -> None:

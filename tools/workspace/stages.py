@@ -146,18 +146,18 @@ class RepoRunner:
             f"(git -C {self.path} status), or pass --force to move it to {self.ctx.meta / 'backup'}/ and set it up afresh",
         )
 
-    def _move_aside(self, why: str) -> None:
+    def _move_aside(self, why: str, forced: bool = True) -> None:
         backup = self.ctx.meta / "backup" / f"{self.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = backup.with_name(f"{self.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
         backup.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.path, backup)
         self._save(None)
-        note = f"--force: moved {self.path} ({why}) to {backup}"
+        note = f"{'--force: ' if forced else ''}moved {self.path} ({why}) to {backup}"
         self.log.warning("%s: %s", self.spec.name, note)
         self.outcome.notes.append(note)
-
-    def _pin_commit(self) -> str | None:
-        src = self.spec.source
-        return src.commit if isinstance(src, GitSource) else None
 
     # -- stage 1: the pin --------------------------------------------------------------------
     def _fetch_into_place(self, replace: bool = False) -> dict[str, Any]:
@@ -172,12 +172,9 @@ class RepoRunner:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if replace:
-            trash = scratch / f"{self.spec.name}.old-{os.getpid()}"
-            os.rename(self.path, trash)
-            self._save(None)
+        if replace:  # the old copy may hold ignored files (data, checkpoints): kept, not deleted
+            self._move_aside("the manifest's pin changed", forced=False)
             os.rename(tmp, self.path)
-            shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, self.path)
         record = {
