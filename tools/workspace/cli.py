@@ -8,7 +8,6 @@ usage, manifest, rules or workspace, 130 interrupted (run again to complete).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import signal
@@ -27,7 +26,7 @@ from tools.workspace.errors import RepoError, WorkspaceError
 from tools.workspace.manifest import Manifest, load_manifest, manifest_path
 from tools.workspace.progress import Reporter, close_log, open_log, summary_table
 from tools.workspace.sources import FetchOptions
-from tools.workspace.stages import Context, Outcome, RepoRunner
+from tools.workspace.stages import Context, Outcome, RepoRunner, stage_label
 from tools.workspace.state import State, WorkspaceLock, meta_dir
 
 KINDS = ("llm", "mm", "rl")
@@ -89,14 +88,12 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 def _status_outcomes(manifest: Manifest, state: State) -> list[Outcome]:
-    from tools.workspace.stages import _stage_label
-
     outcomes = []
     for spec in manifest.repos:
         outcome = Outcome(spec.name, spec.source.describe())
         record = state.repo(spec.name)
         if record is not None:
-            outcome.stage = _stage_label(record) + (" (interrupted)" if record.get("in_progress") else "")
+            outcome.stage = stage_label(record) + (" (interrupted)" if record.get("in_progress") else "")
             conv = record["stages"].get("converted") or {}
             outcome.files_changed, outcome.unsupported = conv.get("files_changed"), conv.get("unsupported")
             if record.get("source") != spec.source.pin:

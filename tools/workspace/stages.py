@@ -110,7 +110,7 @@ def _last_stage(record: dict[str, Any]) -> str:
     raise AssertionError("a repository record always has its fetched stage")
 
 
-def _stage_label(record: dict[str, Any]) -> str:
+def stage_label(record: dict[str, Any]) -> str:
     """The last finished stage, as the summary table shows it."""
     stages = record["stages"]
     converted, patched = stages.get("converted"), stages.get("patched")
@@ -363,7 +363,7 @@ class RepoRunner:
             self.outcome.seconds = time.monotonic() - started
             record = self._record()
             if record is not None:
-                self.outcome.stage = _stage_label(record)
+                self.outcome.stage = stage_label(record)
                 conv = record["stages"].get("converted") or {}
                 self.outcome.files_changed = conv.get("files_changed")
                 self.outcome.unsupported = conv.get("unsupported")
