@@ -69,12 +69,15 @@ def list_sessions(job: str | None = None, as_json: bool = False, out: TextIO | N
     rows = []
     for r in sessions:
         role = r.role if r.role == "main" else f"{r.role} of {r.ppid}"
+        if r.thread != "MainThread":
+            role += f" [{r.thread}]"
         timeout = "none" if r.timeout_at is None else (_age(r.timeout_at - now) if r.state == "waiting" else "-")
         since = time.strftime("%H:%M:%S", time.localtime(r.since)) + f" ({_age(now - r.since)} ago)"
         rows.append([r.job, str(r.rank), str(r.pid), role, r.state, f"{r.file}:{r.line}", r.function, since, timeout])
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:  # the client may run in a bare training environment
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
@@ -84,7 +87,7 @@ def list_sessions(job: str | None = None, as_json: bool = False, out: TextIO | N
     for name in header:
         table.add_column(name.upper(), overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: "[worker-0]" is not markup
     console = Console(file=out, width=None if out.isatty() else 250, soft_wrap=False)
     console.print(table)
     return EXIT_OK

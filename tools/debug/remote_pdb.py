@@ -24,7 +24,7 @@ from typing import Callable
 
 from tools.debug import protocol
 
-SKIP_MODULES = ["tools.debug", "tools.debug.*"]
+SKIP_MODULES = ["tools.debug", "tools.debug.*", "bdb", "pdb"]  # never step into the debugger itself
 
 
 class Channel:

@@ -115,6 +115,7 @@ def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
         # Already being debugged in this thread (e.g. `n` over a function with a breakpoint):
         # stop in the same session instead of opening another one.
         if selected:
+            sys.settrace(None)  # re-arm untraced, or pdb would stop inside its own bdb calls
             attached.pdb.set_trace(frame)
         return
 
