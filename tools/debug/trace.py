@@ -40,8 +40,8 @@ class _Attached:
     def end(self, reason: str) -> None:
         """RemotePdb's on_end: tell the client, clean up, then keep step with the other ranks."""
         assert self.pdb is not None
+        self.session.close()  # unregister first: once the client hears END, `list` no longer shows us
         self.pdb.channel.close(reason)
-        self.session.close()
         with _lock:
             _attached.pop(self.thread, None)
         if getattr(_local, "attached", None) is self:
@@ -60,8 +60,8 @@ def end_attached_sessions(reason: str) -> None:
         attached = list(_attached.values())
     for item in attached:
         if item.session.owner_pid == os.getpid() and item.pdb is not None:
-            item.pdb.channel.close(reason)
             item.session.close()
+            item.pdb.channel.close(reason)
             if item.barrier is not None:
                 item.barrier.done()
 
