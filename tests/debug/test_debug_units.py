@@ -34,7 +34,8 @@ from tools.debug.settings import DEFAULT_TIMEOUT, parse_timeout, resolve_timeout
         ({"MS_NODE_ID": "worker-a", "OMPI_COMM_WORLD_RANK": "2"}, RankInfo(2, "OMPI_COMM_WORLD_RANK")),
         ({"PMI_RANK": "4", "SLURM_PROCID": "9"}, RankInfo(4, "PMI_RANK")),
         ({"SLURM_PROCID": "9"}, RankInfo(9, "SLURM_PROCID")),
-        ({"MS_DEBUG_RANK": "6", "RANK": "3"}, RankInfo(6, "MS_DEBUG_RANK")),
+        ({"MS_DEBUG_THIS_RANK": "6", "RANK": "3"}, RankInfo(6, "MS_DEBUG_THIS_RANK")),
+        ({"MS_DEBUG_RANK": "6", "RANK": "3"}, RankInfo(3, "RANK")),  # MS_DEBUG_RANK selects, see below
     ],
 )
 def test_rank_comes_from_the_usual_variables_in_order(env: dict[str, str], expected: RankInfo) -> None:
@@ -49,6 +50,8 @@ def test_world_size_and_rank_selection() -> None:
     assert resolve_selection(2, {}) == {2} and resolve_selection([1, 3], {}) == {1, 3}
     assert resolve_selection([0], {"MS_DEBUG_RANKS": "1,3"}) == {1, 3}  # the launch-time override wins
     assert resolve_selection(None, {"MS_DEBUG_RANKS": "off"}) == frozenset()
+    assert resolve_selection(None, {"MS_DEBUG_RANK": "1"}) == {1}  # the earlier helper's variable
+    assert resolve_selection(None, {"MS_DEBUG_RANK": "1", "MS_DEBUG_RANKS": "2,3"}) == {2, 3}
 
 
 def test_timeout_and_wait_others_resolution() -> None:
@@ -143,3 +146,15 @@ def test_barrier_ignores_markers_of_an_earlier_run(tmp_path: Path) -> None:
     barrier(0, 1.0).wait()  # rank 1 of *this* run never arrived: wait for the timeout
     assert time.monotonic() - started >= 1.0
     assert list(tmp_path.glob("barrier/*/waiting-*")) == []
+
+
+def test_known_launchers_are_never_a_ranks_parent_process() -> None:
+    from tools.debug.rank import _is_launcher
+
+    for argv in (["/usr/bin/python3", "/usr/local/bin/msrun", "--worker_num", "8"],
+                 ["python", "-m", "torch.distributed.run", "--nproc-per-node", "8", "train.py"],
+                 ["/venv/bin/python", "/venv/bin/torchrun", "train.py"],
+                 ["python", "-m", "tools.debug", "launch", "-n", "4", "--", "train.py"]):
+        assert _is_launcher([a.encode() for a in argv]), argv
+    for argv in (["python", "/x/deepspeed_examples/train.py"], ["python", "-m", "tools.debug", "attach", "1"]):
+        assert not _is_launcher([a.encode() for a in argv]), argv

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from tools.debug.settings import ENV_RANK, ENV_RANK_PID, ENV_RANKS
+from tools.debug.settings import ENV_RANK, ENV_RANK_PID, ENV_RANKS, ENV_RANKS_LEGACY
 
 RANK_VARS = (
     "RANK",  # torchrun, deepspeed, most PyTorch launchers
@@ -42,7 +42,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
-    """Rank from ``$MS_DEBUG_RANK``, else the first integer among RANK_VARS, else 0."""
+    """Rank from ``$MS_DEBUG_THIS_RANK``, else the first integer among RANK_VARS, else 0."""
     env = os.environ if env is None else env
     for name in (ENV_RANK, *RANK_VARS):
         value = _int_or_none(env.get(name))
@@ -83,9 +83,12 @@ def parse_ranks(spec: str) -> frozenset[int] | None:
 def resolve_selection(
     argument: int | Iterable[int] | str | None, env: Mapping[str, str] | None = None
 ) -> frozenset[int] | None:
-    """The ranks that stop: ``$MS_DEBUG_RANKS`` if set, else the argument; None means all."""
+    """The ranks that stop: ``$MS_DEBUG_RANKS`` if set, else the argument; None means all.
+
+    ``$MS_DEBUG_RANK`` (one rank, the variable of the earlier ``tools/debug_utils`` helper) is
+    accepted as a fallback for ``$MS_DEBUG_RANKS``, so old habits select rather than mislabel."""
     env = os.environ if env is None else env
-    raw = env.get(ENV_RANKS, "").strip()
+    raw = env.get(ENV_RANKS, "").strip() or env.get(ENV_RANKS_LEGACY, "").strip()
     if raw:
         return parse_ranks(raw)
     if argument is None:
@@ -95,6 +98,17 @@ def resolve_selection(
     if isinstance(argument, int):
         return frozenset([argument])
     return frozenset(int(r) for r in argument)
+
+
+def _is_launcher(argv: list[bytes]) -> bool:
+    """Whether a Python command line is a known launcher (msrun, torchrun, deepspeed, ours)."""
+    names = [os.path.basename(a).decode(errors="replace") for a in argv[:4]]
+    for i, name in enumerate(names):
+        if name in ("msrun", "torchrun", "deepspeed") or name.startswith(("torch.distributed.", "deepspeed.")):
+            return True
+        if name == "tools.debug" and names[i + 1 : i + 2] == ["launch"]:
+            return True
+    return False
 
 
 def _parent_has_same_rank(info: RankInfo) -> bool:
@@ -108,12 +122,14 @@ def _parent_has_same_rank(info: RankInfo) -> bool:
     ppid = os.getppid()
     try:
         exe = os.path.basename(os.readlink(f"/proc/{ppid}/exe"))
+        with open(f"/proc/{ppid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
         with open(f"/proc/{ppid}/environ", "rb") as handle:
             entries = handle.read().split(b"\0")
     except OSError:
         return False
-    if not exe.startswith("python"):
-        return False
+    if not exe.startswith("python") or _is_launcher(argv):
+        return False  # e.g. msrun started from a shell that still exports an old RANK_ID
     return f"{info.source}={os.environ.get(info.source, '')}".encode() in entries
 
 

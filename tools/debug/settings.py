@@ -16,7 +16,8 @@ ENV_DIR = "MS_DEBUG_DIR"  # base directory holding one sub-directory per job
 ENV_JOB = "MS_DEBUG_JOB"  # job id (set by launchers; derived otherwise)
 ENV_SECRET = "MS_DEBUG_SECRET"  # per-job secret; else generated into <job dir>/secret
 ENV_RANKS = "MS_DEBUG_RANKS"  # which ranks stop: "1,3", "0-3", "all", "none"
-ENV_RANK = "MS_DEBUG_RANK"  # explicit rank of this process (overrides RANK & co.)
+ENV_RANK = "MS_DEBUG_THIS_RANK"  # explicit rank of this process (overrides RANK & co.)
+ENV_RANKS_LEGACY = "MS_DEBUG_RANK"  # the earlier tools/debug_utils' name for "the rank that stops"
 ENV_TIMEOUT = "MS_DEBUG_TIMEOUT"  # seconds to wait for a client; 0/none = forever
 ENV_WAIT_OTHERS = "MS_DEBUG_WAIT_OTHERS"  # 1: non-selected ranks wait at the breakpoint
 ENV_RANK_PID = "MS_DEBUG_RANK_PID"  # pid of the rank's main process, inherited by its children
