@@ -374,3 +374,26 @@ def test_a_foreign_clone_in_the_way_is_kept(world: World) -> None:
             f"(HEAD {world.later['Megatron-LM'][:10]}, pin release") in result.stderr
     assert "--force" in result.stderr
     assert head(world.ws / "Megatron-LM") == world.later["Megatron-LM"]
+
+
+def test_from_the_network_only_the_pinned_commit_is_fetched_else_the_whole_repository(world: World) -> None:
+    upstream = world.upstream / "Megatron-LM"
+    manifest = world.write_manifest([world.git_repo("Megatron-LM", url=upstream.as_uri())])
+    shallow = world.source(f"--workspace {world.ws} --manifest {manifest}")
+    assert shallow.alive == 0, shallow
+    repo = world.ws / "Megatron-LM"
+    assert head(repo) == world.pins["Megatron-LM"] and git(repo, "rev-parse", "--is-shallow-repository") == "true"
+
+    # A server that refuses fetching by id (protocol v0, no allowReachableSHA1InWant), and a pin
+    # that is no branch or tag tip: the whole repository is cloned, and the pin is still verified.
+    middle = commit_files(upstream, {"megatron/mid.py": "import torch\n"}, "middle")
+    commit_files(upstream, {"megatron/top.py": "import torch\n"}, "top")
+    env = world.env(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="protocol.version", GIT_CONFIG_VALUE_0="0")
+    other = world.root / "ws-v0"
+    manifest = world.write_manifest([world.git_repo("Megatron-LM", url=upstream.as_uri(), commit=middle)], file="v0.yaml")
+    full = world.source(f"--workspace {other} --manifest {manifest}", env=env)
+    assert full.alive == 0, full
+    assert head(other / "Megatron-LM") == middle
+    assert git(other / "Megatron-LM", "rev-parse", "--is-shallow-repository") == "false"
+    log = next((other / ".ms-workspace" / "logs").glob("*.log")).read_text()
+    assert "fetching only" in log and "cloning the whole repository" in log

@@ -115,6 +115,26 @@ def _retry(what: str, name: str, opts: FetchOptions, action: Callable[[], None],
             time.sleep(opts.delay * 2 ** (attempt - 1))
 
 
+def _shallow_fetch(url: str, commit: str, dest: Path, name: str, opts: FetchOptions,
+                   progress: _CloneProgress, status: Status) -> bool:
+    """From the network, fetch just the pinned commit (``git fetch --depth 1 origin <commit>``):
+    a fraction of a full clone of Megatron-LM or vLLM. Servers that refuse a fetch by commit id
+    make this return False, and the caller clones the whole repository instead."""
+    shutil.rmtree(dest, ignore_errors=True)
+    status(f"fetch {commit[:10]} from {url}")
+    try:
+        repo = git.Repo.init(dest)
+        repo.create_remote("origin", url)
+        repo.remote("origin").fetch(commit, depth=1, progress=progress, env=network_env())
+    except git.GitCommandError as exc:
+        lines = [line.strip() for line in progress.error_lines if line.strip()]
+        opts.log.info("%s: fetching only %s from %s failed (%s); cloning the whole repository",
+                      name, commit, url, " / ".join(lines) or _git_message(exc))
+        shutil.rmtree(dest, ignore_errors=True)
+        return False
+    return has_commit(repo, commit)
+
+
 def fetch_git(spec: RepoSpec, dest: Path, opts: FetchOptions, status: Status) -> Fetched:
     """Clone ``spec`` into ``dest`` (which must not exist), check out its pin and verify HEAD."""
     src = spec.source
@@ -156,7 +176,10 @@ def fetch_git(spec: RepoSpec, dest: Path, opts: FetchOptions, status: Status) ->
             return " / ".join(lines[-3:])
         return _git_message(exc) if isinstance(exc, git.GitCommandError) else str(exc)
 
-    _retry(f"git clone {url}", spec.name, opts, clone, clone_message)
+    if mirror_path is None and _shallow_fetch(url, commit, dest, spec.name, opts, progress, status):
+        opts.log.info("%s: fetched only the pinned commit %s from %s (shallow)", spec.name, commit, url)
+    else:
+        _retry(f"git clone {url}", spec.name, opts, clone, clone_message)
     repo = git.Repo(dest)
     if not has_commit(repo, commit):
         # Not reachable from a branch or tag: ask for it by id (servers that allow it answer).
