@@ -397,3 +397,35 @@ def test_from_the_network_only_the_pinned_commit_is_fetched_else_the_whole_repos
     assert git(other / "Megatron-LM", "rev-parse", "--is-shallow-repository") == "false"
     log = next((other / ".ms-workspace" / "logs").glob("*.log")).read_text()
     assert "fetching only" in log and "cloning the whole repository" in log
+
+
+def test_a_clone_killed_midway_never_takes_the_repositorys_place(world: World) -> None:
+    import signal
+    import subprocess
+
+    # A slow server: git runs this hook for the pack of every fetch from the mirror.
+    hook = world.root / "slow-pack.sh"
+    hook.write_text('#!/bin/sh\nsleep 2\nexec "$@"\n')
+    hook.chmod(0o755)
+    config = world.root / "slow.gitconfig"
+    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
+    manifest = world.default_manifest()
+    command = f"source {REPO_ROOT / 'auto_convert_llm.sh'} {world.std_args(manifest)}\necho \"SHELL_ALIVE $?\"\n"
+    proc = subprocess.Popen(["bash", "-i", "-c", command], cwd=world.root, env=world.env(GIT_CONFIG_GLOBAL=str(config)),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    scratch = world.ws / ".ms-workspace" / "tmp"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not list(scratch.glob("Megatron-LM.fetch-*")):
+        time.sleep(0.01)
+    time.sleep(0.5)  # inside the clone, waiting for the pack
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(scratch.glob("Megatron-LM.fetch-*")), "the run was not killed during its clone"
+    assert not (world.ws / "Megatron-LM").exists()
+
+    again = world.source(world.std_args(manifest))
+    assert again.alive == 0, again
+    assert head(world.ws / "Megatron-LM") == world.pins["Megatron-LM"]
+    assert git(world.ws / "Megatron-LM", "status", "--porcelain") == ""
+    assert not scratch.exists()
