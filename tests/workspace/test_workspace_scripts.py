@@ -347,7 +347,8 @@ def test_all_three_scripts_reach_their_manifest(world: World) -> None:
     for kind in ("llm", "mm", "rl"):
         result = world.source("--status --workspace " + str(world.root / f"ws-{kind}"), script=f"auto_convert_{kind}.sh")
         assert result.alive == 0, result
-        assert f"({kind})" in result.stderr and "mindtorch" in result.stderr
+        assert f"({kind})" in result.stderr and "mindtorch" in result.stderr and "not started" in result.stderr
+        assert not (world.root / f"ws-{kind}").exists()
 
 
 def test_a_lost_state_file_is_rebuilt_from_the_repositories(world: World) -> None:

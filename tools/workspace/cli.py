@@ -120,13 +120,12 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
         raise WorkspaceError(f"${RETRY_DELAY_ENV} must be a number of seconds") from None
     if workspace.exists() and not workspace.is_dir():
         raise WorkspaceError(f"the workspace {workspace} is not a directory")
-    workspace.mkdir(parents=True, exist_ok=True)
-    meta = meta_dir(workspace)
-
-    if args.status:
+    if args.status:  # read only: not even the folder is created
         state = State.load(workspace)
         console.print(summary_table(_status_outcomes(manifest, state), f"workspace {workspace} ({manifest.name})"))
         return 0, None
+    workspace.mkdir(parents=True, exist_ok=True)
+    meta = meta_dir(workspace)
 
     log, log_path = open_log(meta / "logs", manifest.name)
     try:
