@@ -79,6 +79,7 @@ __ms_ws_run() {
         return 1
     fi
     if [ "$sourced" = yes ]; then
+        # shellcheck source=/dev/null
         if ! . "$out"; then
             printf '%s: sourcing %s failed\n' "$name" "$out" >&2
             return 1
