@@ -334,6 +334,16 @@ def test_a_second_run_at_the_same_time_is_refused(world: World) -> None:
     assert not (world.ws / "Megatron-LM").exists()
 
 
+def test_sourcing_from_inside_a_workspace_repository_is_refused(world: World) -> None:
+    manifest = world.default_manifest()
+    assert world.source(world.std_args(manifest)).alive == 0
+    inside = world.ws / "MindSpeed-LLM"
+    result = world.source(f"--mirror {world.mirror} --manifest {manifest}", cwd=inside)
+    assert result.alive == 2
+    assert f"{inside} is inside the workspace {world.ws}; run from {world.ws} or pass --workspace {world.ws}" in result.stderr
+    assert not (inside / ".ms-workspace").exists() and git(inside, "status", "--porcelain") == ""
+
+
 def test_a_workspace_is_for_one_manifest(world: World) -> None:
     manifest = world.default_manifest()
     assert world.source(world.std_args(manifest)).alive == 0

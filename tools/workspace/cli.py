@@ -124,6 +124,13 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
         state = State.load(workspace)
         console.print(summary_table(_status_outcomes(manifest, state), f"workspace {workspace} ({manifest.name})"))
         return 0, None
+    if not meta_dir(workspace).exists() and not args.force:
+        outer = next((p for p in workspace.parents if meta_dir(p).is_dir()), None)
+        if outer is not None:
+            raise WorkspaceError(
+                f"{workspace} is inside the workspace {outer}; run from {outer} or pass --workspace {outer} "
+                "(or --force to make a new workspace here)"
+            )
     workspace.mkdir(parents=True, exist_ok=True)
     meta = meta_dir(workspace)
 
