@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import git
 from rich.console import Console
+from rich.markup import escape
 
 from tools.workspace import envfile
 from tools.workspace.errors import RepoError, WorkspaceError
@@ -173,15 +174,15 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
         console.print(summary_table(outcomes, f"workspace {workspace} ({manifest.name})"))
         for outcome in outcomes:
             for note in outcome.notes:
-                console.print(f"note: {outcome.name}: {note}", highlight=False, soft_wrap=True)
+                console.print(f"note: {outcome.name}: {escape(note)}", highlight=False, soft_wrap=True)
         if any(o.report_dir for o in outcomes):
             console.print(f"conversion reports: {meta / 'reports'}/<repository>/ "
-                          "(change_list.csv, unsupported_api.csv, summary.json)", highlight=False, soft_wrap=True)
-        console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+                          "(change_list.csv, unsupported_api.csv, summary.json)", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"log: {log_path}", markup=False, highlight=False, soft_wrap=True)
         failed = [o for o in outcomes if o.error]
         if failed:
             for outcome in failed:
-                console.print(f"[red]error:[/red] {outcome.error}", highlight=False, soft_wrap=True)
+                console.print(f"[red]error:[/red] {escape(outcome.error or '')}", highlight=False, soft_wrap=True)
             console.print(f"[red]{len(failed)} of {len(outcomes)} repositories failed[/red]; the others are done. "
                           "Fix the cause and run the same command again: finished work is kept.",
                           highlight=False, soft_wrap=True)
@@ -232,10 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, env_path = _run(args, console)
         if code == 0 and env_path is not None:
             console.print(f"done in {time.monotonic() - started:.1f}s; environment: source {env_path}",
-                          highlight=False, soft_wrap=True)
+                          markup=False, highlight=False, soft_wrap=True)
         return code
     except WorkspaceError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: nothing is lost; run the same command again to complete the workspace",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -79,23 +80,23 @@ class Reporter:
             if not started:
                 self.progress.start_task(task)
                 started = True
-            self.progress.update(task, description=text)
+            self.progress.update(task, description=escape(text))
             if "%" not in text:
                 self.log.info("%s: %s", name, text)
                 if not self.live:
-                    self.console.print(f"{name}: {text}", highlight=False, soft_wrap=True)
+                    self.console.print(f"{name}: {text}", markup=False, highlight=False, soft_wrap=True)
 
         return status
 
     def finish(self, outcome: Outcome) -> None:
         task = self.tasks[outcome.name]
-        text = "[red]failed[/red]" if outcome.error else f"{outcome.stage} ({outcome.action})"
+        text = "[red]failed[/red]" if outcome.error else escape(f"{outcome.stage} ({outcome.action})")
         self.progress.start_task(task)
         self.progress.update(task, description=text, completed=1, total=1)
         self.progress.stop_task(task)
         if not self.live:
             plain = "failed" if outcome.error else f"{outcome.stage} ({outcome.action})"
-            self.console.print(f"{outcome.name}: {plain} in {outcome.seconds:.1f}s", highlight=False, soft_wrap=True)
+            self.console.print(f"{outcome.name}: {plain} in {outcome.seconds:.1f}s", markup=False, highlight=False, soft_wrap=True)
 
 
 def _num(value: int | None) -> str:
@@ -103,7 +104,7 @@ def _num(value: int | None) -> str:
 
 
 def summary_table(outcomes: Sequence[Outcome], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("repository", style="bold")
     table.add_column("pin")
     table.add_column("stage")
@@ -112,7 +113,7 @@ def summary_table(outcomes: Sequence[Outcome], title: str) -> Table:
     table.add_column("unsupported APIs", justify="right")
     table.add_column("time", justify="right")
     for o in outcomes:
-        stage = o.stage + (" [red](failed)[/red]" if o.error else "")
-        table.add_row(o.name, o.pin, stage, "failed" if o.error else o.action, _num(o.files_changed),
+        stage = escape(o.stage) + (" [red](failed)[/red]" if o.error else "")
+        table.add_row(escape(o.name), escape(o.pin), stage, "failed" if o.error else escape(o.action), _num(o.files_changed),
                       _num(o.unsupported), f"{o.seconds:.1f}s")
     return table
