@@ -278,6 +278,7 @@ def test_abbreviated_pin_is_resolved_only_from_a_mirror(world: World) -> None:
     assert ok.alive == 0, ok
     assert head(world.ws / "MindSpeed-LLM") == pin
     assert world.state()["repos"]["MindSpeed-LLM"]["stages"]["fetched"]["commit"] == pin
+    assert f"the abbreviated pin {pin[:7]} is {pin} (write `commit: {pin}` in the manifest" in ok.stderr
 
     other_ws = world.root / "ws-net"
     refused = world.source(f"--workspace {other_ws} --manifest {manifest}")

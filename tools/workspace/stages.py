@@ -184,6 +184,10 @@ class RepoRunner:
         }
         self._save(record)
         self.outcome.action = "set up"
+        src = self.spec.source
+        if isinstance(src, GitSource) and src.commit_abbrev:
+            self.outcome.notes.append(f"the abbreviated pin {src.commit_abbrev} is {fetched.commit} "
+                                      f"(write `commit: {fetched.commit}` in the manifest to fetch it without a mirror)")
         self.log.info("%s: fetched %s from %s in %.1fs", self.spec.name, fetched.commit, fetched.origin, time.monotonic() - started)
         return record
 
