@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -140,6 +141,22 @@ def test_process_exit_while_attached_ends_the_session(procs: Processes, debug_di
     assert job.wait(timeout=JOB_TIMEOUT) == 0
     assert "result 1264" in (tmp_path / "stdout").read_text()
     assert live_sockets(debug_dir) == [] and list((debug_dir / "exits" / "sessions").iterdir()) == []
+
+
+def test_sigterm_while_attached_cleans_up_and_tells_the_client(
+    procs: Processes, debug_dir: Path, tmp_path: Path
+) -> None:
+    env = debug_env(debug_dir, MS_DEBUG_JOB="term")
+    job = start_plain(procs, env, tmp_path)
+    wait_for_sessions(env, 1)
+    client = Client(procs, env, "0")
+    client.read_until_prompt()
+    assert client.command("p secret_value").strip() == "1234"
+    os.kill(job.pid, signal.SIGTERM)  # what a launcher sends when another rank failed
+    assert job.wait(timeout=JOB_TIMEOUT) == -signal.SIGTERM
+    code, _ = client.finish("p secret_value")
+    assert code == 0 and "session ended: process received signal 15" in client.stderr_text()
+    assert live_sockets(debug_dir) == [] and list((debug_dir / "term" / "sessions").iterdir()) == []
 
 
 def test_a_killed_process_leaves_nothing_listable(procs: Processes, debug_dir: Path, tmp_path: Path) -> None:

@@ -251,6 +251,18 @@ def _make_completer(sock: socket.socket) -> Callable[[str, int], str | None]:
     return complete
 
 
+def _pending_end_reason(sock: socket.socket) -> str | None:
+    """The END reason the process sent while we were waiting for the user's input, if any."""
+    sock.settimeout(1.0)
+    try:
+        while (frame := protocol.recv_frame(sock)) is not None:
+            if frame[0] == protocol.END:
+                return frame[1].decode("utf-8", "replace")
+    except (OSError, protocol.ProtocolError):
+        pass
+    return None
+
+
 def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
     while True:
         try:
@@ -272,7 +284,7 @@ def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
                 else:
                     protocol.send_frame(sock, protocol.LINE, line.encode())
             except OSError:
-                _say("connection closed by the process")
+                _say(f"session ended: {_pending_end_reason(sock) or 'connection closed by the process'}")
                 return EXIT_OK
         elif kind == protocol.END:
             terminal.close()
