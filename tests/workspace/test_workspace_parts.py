@@ -60,9 +60,11 @@ def test_shipped_manifests_hold_the_release_pins(kind: str) -> None:
             assert isinstance(src, PypiSource) and src.requirement == want and src.sha256
     assert repos["mindtorch"].source.take == ("mindtorch",) and not repos["mindtorch"].rules  # the target
     assert manifest.repos[0].name == "mindtorch"  # first on PYTHONPATH
+    assert repos["mindtorch"].patches  # patches/mindtorch: what Megatron needs of it on MindSpore
     for spec in manifest.repos:
         if spec.name != "mindtorch":
-            assert [p.name for p in spec.rules] == ["torch_imports.yaml", "torch_api.yaml"]
+            extra = ["megatron_core.yaml"] if spec.name == "Megatron-LM" and kind in ("llm", "mm") else []
+            assert [p.name for p in spec.rules] == ["torch_imports.yaml", "torch_api.yaml", *extra]
             assert all(p.is_file() and p.parent == REPO_ROOT / "rules" for p in spec.rules)
 
 
