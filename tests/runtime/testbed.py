@@ -1,0 +1,116 @@
+"""An llm-shaped workspace built by the real driver, for the runtime tests and benchmarks.
+
+mindtorch comes from PyPI (mindnlp 0.5.1) with the project's patches; Megatron-LM is the
+megatron-core 0.12.1 source from PyPI committed into a git repository served from a mirror,
+converted with the project's rules. The example is converted into the workspace with the engine.
+The PyTorch side uses the same unconverted source in the reference environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.corpora import REPO_ROOT, megatron_core
+
+MINDNLP_SHA256 = "655279b19944bdcd3dc301bdae28d7e24a9e846de23e2422404702d6686cc850"
+
+
+@dataclass
+class Testbed:
+    __test__ = False          # not a test class, whatever pytest thinks of the name
+    workspace: Path
+    megatron_src: Path        # the unconverted source, for the PyTorch side
+    reference_python: Path
+
+    def ms_run(self, command: str, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
+        """Run ``command`` in bash after ``source <workspace>/set_env.sh`` (as a user would)."""
+        script = f"source {self.workspace / 'set_env.sh'} && {command}"
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout,
+                              env=_clean_env(env), cwd=self.workspace)
+
+    def torch_run(self, args: list[str], timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
+        full = _clean_env(env)
+        full["PYTHONPATH"] = str(self.megatron_src)
+        return subprocess.run([str(self.reference_python), *args], capture_output=True, text=True,
+                              timeout=timeout, env=full, cwd=self.workspace)
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MS_CONVERT_")) and k != "PYTHONPATH"}
+    env.update({"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"})
+    env.update(extra)
+    return env
+
+
+def free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def reference_python() -> Path:
+    path = Path(os.environ.get("MS_TORCH_REFERENCE_PYTHON", REPO_ROOT / ".venv-torch" / "bin" / "python"))
+    if not path.exists():
+        raise RuntimeError(f"no PyTorch reference environment at {path}: run bash tools/setup_reference_env.sh")
+    return path
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=_clean_env({})).stdout.strip()
+
+
+def build(root: Path) -> Testbed:
+    """Build (once per ``root``) the workspace with the real ``auto_convert_llm.sh``."""
+    src = megatron_core()
+    ws = root / "ws"
+    if not (ws / "set_env.sh").exists():
+        upstream = root / "upstream" / "Megatron-LM"
+        if not upstream.exists():
+            shutil.copytree(src.parent, upstream, ignore=shutil.ignore_patterns("*.egg-info"))
+            _git(upstream, "init", "-q", "-b", "main")
+            _git(upstream, "add", "-A")
+            _git(upstream, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "megatron-core 0.12.1")
+        pin = _git(upstream, "rev-parse", "HEAD")
+        mirror = root / "mirror"
+        if not mirror.exists():
+            mirror.mkdir()
+            _git(root, "clone", "-q", "--bare", str(upstream), str(mirror / "Megatron-LM.git"))
+        rules = REPO_ROOT / "rules"
+        manifest = root / "llm-testbed.yaml"
+        manifest.write_text(json.dumps({
+            "name": "llm-testbed",
+            "description": "mindtorch + Megatron-LM (megatron-core 0.12.1 sdist) as in workspaces/llm.yaml",
+            "repos": [
+                {"name": "mindtorch",
+                 "source": {"kind": "pypi", "requirement": "mindnlp==0.5.1", "sha256": MINDNLP_SHA256,
+                            "take": ["mindtorch"]},
+                 "patches": str(REPO_ROOT / "patches" / "mindtorch")},
+                {"name": "Megatron-LM",
+                 "source": {"kind": "git", "url": "https://github.com/NVIDIA/Megatron-LM.git", "ref": "core_v0.12.1",
+                            "commit": pin},
+                 "rules": [str(rules / "torch_imports.yaml"), str(rules / "torch_api.yaml"),
+                           str(rules / "megatron_core.yaml")]},
+            ],
+        }))
+        ws.mkdir(exist_ok=True)
+        command = (f"source {REPO_ROOT / 'auto_convert_llm.sh'} --mirror {mirror} --workspace {ws} "
+                   f"--manifest {manifest} -j 2 || echo WORKSPACE_FAILED")
+        proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=1800,
+                              env=_clean_env({}), cwd=root)
+        if "WORKSPACE_FAILED" in proc.stdout or not (ws / "set_env.sh").exists():
+            raise RuntimeError(f"workspace build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    example = ws / "tiny_gpt"
+    if not (example / "train.py").exists():
+        convert = subprocess.run(
+            [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.convert", "convert",
+             str(REPO_ROOT / "examples" / "tiny_gpt"), "-o", str(example), "-q"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=_clean_env({"PYTHONPATH": str(REPO_ROOT)}))
+        if convert.returncode != 0:
+            raise RuntimeError(f"converting the example failed: {convert.stderr}")
+    return Testbed(ws, src.parent, reference_python())
