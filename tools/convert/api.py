@@ -8,8 +8,9 @@ from .errors import RuleError, UsageError
 from .model import RuleSet
 from .ruleset import load_rules
 from .runner import RunOptions, RunResult, run
+from .walk import TMP_SUFFIX
 
-__all__ = ["RuleError", "UsageError", "RuleSet", "RunResult", "load_rules", "convert_tree"]
+__all__ = ["RuleError", "UsageError", "RuleSet", "RunResult", "load_rules", "convert_tree", "TMP_SUFFIX"]
 
 
 def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs: int | None = None,

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import git
 
+from tools.convert.api import TMP_SUFFIX
+
 BRANCH = "ms-workspace"
 AUTHOR_NAME = "MindSpeed-Core-MS workspace"
 AUTHOR_EMAIL = "ms-workspace@localhost"
 
 # Never counted as a user's change: what running converted code leaves in a repository, and the
-# temporary file of an atomic write by the engine killed mid-write (tools.convert.walk.TMP_SUFFIX;
-# its next run removes them).
-EXCLUDES = ("__pycache__/", "*.pyc", "*.pyo", "kernel_meta/", "*.ms-convert.tmp")
+# temporary file of an atomic write by the engine killed mid-write (its next run removes them).
+EXCLUDES = ("__pycache__/", "*.pyc", "*.pyo", "kernel_meta/", f"*{TMP_SUFFIX}")
 
 
 def identity_env(date: str | None = None) -> dict[str, str]:
