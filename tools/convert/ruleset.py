@@ -16,6 +16,8 @@ from typing import Any, Iterable, Sequence
 import jsonschema
 import yaml
 
+from tools.yamlpath import compose, field_name, line_of
+
 from . import ENGINE_VERSION
 from .errors import RuleError
 from .model import FAMILIES, ApiRule, ImportRule, RuleSet, ScopedRule, TransformRule
@@ -24,44 +26,14 @@ from .schema import RULE_FILE_SCHEMA
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 
-def _line_of(text: str, path: Sequence[Any]) -> int | None:
-    """1-based line of the YAML node at ``path`` (keys and indexes), found with ``yaml.compose``."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for step in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == step:
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _field(path: Sequence[Any]) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
-    return out or "(top level)"
-
-
 class _FileCtx:
     def __init__(self, path: Path, text: str) -> None:
         self.path, self.text = path, text
 
     def error(self, where: Sequence[Any], message: str) -> RuleError:
-        line = _line_of(self.text, where)
+        line = line_of(compose(self.text), where)
         loc = f"{self.path}:{line}" if line else str(self.path)
-        return RuleError(f"{loc}: {_field(where)}: {message}")
+        return RuleError(f"{loc}: {field_name(where)}: {message}")
 
 
 def _check_source(ctx: _FileCtx, where: list, source: str, mode: str) -> None:

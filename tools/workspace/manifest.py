@@ -16,6 +16,8 @@ from typing import Any, Union
 import jsonschema
 import yaml
 
+from tools.yamlpath import field_name, line_of
+
 from tools.workspace.errors import ManifestError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -159,32 +161,6 @@ def manifest_path(kind: str) -> Path:
     return MANIFEST_DIR / f"{kind}.yaml"
 
 
-def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
-    """The 1-based line of the YAML node at ``path`` (keys and indices), or of its nearest parent."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == key:
-                    node, line = v, k.start_mark.line + 1  # the key's line
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _field(path: list[Any]) -> str:
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out or "(top level)"
-
-
 def _best_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """The most specific error: the deepest one inside ``oneOf``/``if`` branches."""
     return jsonschema.exceptions.best_match([error]) if not error.context else max(
@@ -214,8 +190,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{where}: not valid YAML: {problem}") from None
 
     def fail(where: list[Any], message: str) -> ManifestError:
-        line = _line_of(root, where)
-        return ManifestError(f"{path}:{line}: {_field(where)}: {message}" if line else f"{path}: {_field(where)}: {message}")
+        line = line_of(root, where)
+        return ManifestError(f"{path}:{line}: {field_name(where)}: {message}" if line else f"{path}: {field_name(where)}: {message}")
 
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
