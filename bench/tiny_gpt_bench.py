@@ -4,7 +4,7 @@
 
 Builds the llm-shaped workspace with the real driver (as the runtime tests do, cached in --root),
 runs the converted example on MindSpore and the unconverted one on PyTorch 2.13 (the reference
-environment from tools/setup_reference_env.sh), and prints the median step time of each (the
+environment from `bash tools/setup_env.sh --reference`), and prints the median step time of each (the
 first two steps, which include compilation and allocation, are left out) and their ratio.
 """
 from __future__ import annotations

@@ -56,7 +56,7 @@ def free_port() -> str:
 def reference_python() -> Path:
     path = Path(os.environ.get("MS_TORCH_REFERENCE_PYTHON", REPO_ROOT / ".venv-torch" / "bin" / "python"))
     if not path.exists():
-        raise RuntimeError(f"no PyTorch reference environment at {path}: run bash tools/setup_reference_env.sh")
+        raise RuntimeError(f"no PyTorch reference environment at {path}: run bash tools/setup_env.sh --reference")
     return path
 
 
