@@ -237,3 +237,30 @@ def test_rules_check_validates_targets_against_installed_mindtorch(tmp_path):
     assert out.returncode == 1
     assert "CHK001: mindtorch.nn.functional.gelu has no parameter(s) approx_mode" in out.stderr
     assert "CHK002: target mindtorch.frobnicate does not exist" in out.stderr
+
+
+def test_replace_body_on_a_changed_upstream_body_is_drift_not_an_overwrite(tmp_path):
+    rules_file = tmp_path / "rules.yaml"
+    src = b"def f(x):\n    return x + 1\n"
+    root = _tree(tmp_path / "src", {"m.py": src})
+    fp = cli("rules", "fingerprint", str(root / "m.py"), "f")
+    assert fp.returncode == 0, fp.stderr
+    rule = textwrap.dedent(f"""\
+        version: 1
+        scoped:
+          - id: FPR001
+            path: m.py
+            within: f
+            action: replace_body
+            expect_body: {fp.stdout.strip()}
+            replace: return x + 2
+            reason: test
+        """)
+    rules_file.write_text(rule)
+    done = convert_tree(root, load_rules([rules_file]), jobs=1, use_cache=False, report_dir=tmp_path / "r1")
+    assert (root / "m.py").read_bytes() == b"def f(x):\n    return x + 2\n" and not done.summary["unmatched_rules"]
+    (root / "m.py").write_bytes(b"def f(x):\n    return x * 3  # upstream changed\n")
+    drift = convert_tree(root, load_rules([rules_file]), jobs=1, use_cache=False, report_dir=tmp_path / "r2")
+    assert (root / "m.py").read_bytes() == b"def f(x):\n    return x * 3  # upstream changed\n"
+    (message,) = [u["message"] for u in drift.summary["unmatched_rules"]]
+    assert "FPR001" in message and "expect_body" in message

@@ -79,6 +79,24 @@ def check_rules(paths, select, ignore, introspect: bool, console) -> int:
     return 1 if problems else 0
 
 
+def fingerprint(path: Path, within: str, keep_docstring: bool) -> int:
+    """Print the fingerprint of ``within``'s body in ``path``, for a replace_body rule's expect_body."""
+    import ast
+
+    from .errors import UsageError
+    from .families.scoped import _scopes, body_fingerprint
+
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError) as exc:
+        raise UsageError(f"{path}: cannot read or parse: {exc}") from None
+    functions = [f for f in _scopes(tree, within) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if not functions:
+        raise UsageError(f"{path}: no function {within}")
+    print(body_fingerprint(functions[0], keep_docstring))
+    return 0
+
+
 def list_rules(paths, select, ignore, console) -> int:
     from rich.table import Table
 

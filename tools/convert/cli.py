@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-introspect", action="store_true", help="only validate the files")
     lst = rsub.add_parser("list", help="list the rules")
     _rules_args(lst)
+    fp = rsub.add_parser("fingerprint", help="print the body fingerprint a replace_body rule expects (expect_body)")
+    fp.add_argument("file", type=Path, help="the upstream source file")
+    fp.add_argument("within", help="qualified function name, e.g. Class.method")
+    fp.add_argument("--no-keep-docstring", action="store_true", help="the rule has keep_docstring: false")
 
     ws = sub.add_parser("workspace", help="prepare a workspace (clone, patch, convert): see docs/workspace.md",
                         add_help=False)
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.rules_command == "check":
             from .checkrules import check_rules
             return check_rules(args.rules, args.select, args.ignore, not args.no_introspect, console)
+        if args.rules_command == "fingerprint":
+            from .checkrules import fingerprint
+            return fingerprint(args.file, args.within, not args.no_keep_docstring)
         from .checkrules import list_rules
         return list_rules(args.rules, args.select, args.ignore, console)
     except (RuleError, UsageError) as exc:

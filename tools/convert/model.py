@@ -59,6 +59,7 @@ class ScopedRule:
     match: str | None = None
     replace: str | None = None
     keep_docstring: bool = True
+    expect_body: str | None = None       # replace_body: fingerprint of the upstream body it replaces
     origin: str = ""
 
     def applies_to(self, relpath: str) -> bool:

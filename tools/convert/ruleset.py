@@ -144,6 +144,7 @@ def _parse_rules(ctx: _FileCtx, data: dict) -> list:
         rules.append(ScopedRule(
             id=item["id"], path=item["path"], action=action, reason=item["reason"], within=item.get("within"),
             match=item.get("match"), replace=item.get("replace"), keep_docstring=item.get("keep_docstring", True),
+            expect_body=item.get("expect_body"),
             origin=f"{origin}:scoped[{i}]",
         ))
     for i, item in enumerate(data.get("transforms") or []):

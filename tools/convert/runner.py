@@ -264,8 +264,10 @@ def _unmatched(rules: RuleSet, results: list[FileResult]) -> list[dict]:
         what = f"{rule.action} {rule.match or ''}".strip()
         scope = f" in {rule.within}" if rule.within else ""
         where = ", ".join(considered.get(rule.id, [])) or f"{rule.path} (no such file)"
+        hint = (" (its body is not the one the rule was written for: re-check the rule, then update "
+                "expect_body with `rules fingerprint`)") if rule.expect_body and rule.id in considered else ""
         out.append({"rule": rule.id, "path": rule.path,
-                    "message": f"rule {rule.id} ({what}{scope}) did not match in {where}"})
+                    "message": f"rule {rule.id} ({what}{scope}) did not match in {where}{hint}"})
     return out
 
 

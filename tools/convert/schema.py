@@ -66,6 +66,7 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
                     "match": _TEXT,
                     "replace": {"type": "string"},
                     "keep_docstring": {"type": "boolean"},
+                    "expect_body": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
                     "reason": _TEXT,
                 },
                 "allOf": [
@@ -76,7 +77,8 @@ RULE_FILE_SCHEMA: dict[str, Any] = {
                     {"if": {"properties": {"action": {"const": "insert_import"}}},
                      "then": {"required": ["replace"], "not": {"required": ["match"]}}},
                     {"if": {"properties": {"action": {"const": "replace_body"}}},
-                     "then": {"required": ["within", "replace"], "not": {"required": ["match"]}}},
+                     "then": {"required": ["within", "replace"], "not": {"required": ["match"]}},
+                     "else": {"not": {"required": ["expect_body"]}}},
                 ],
             },
         },

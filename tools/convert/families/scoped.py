@@ -195,6 +195,14 @@ def _insert_import(ctx, rule, scopes, m) -> list[Edit] | None:
     return [edit]
 
 
+def body_fingerprint(fn: ast.FunctionDef | ast.AsyncFunctionDef, keep_docstring: bool = True) -> str:
+    """A structural fingerprint of a function body (formatting and comments do not count)."""
+    import hashlib
+    keep = 1 if keep_docstring and _docstring(fn) else 0
+    dump = "\n".join(_dump(s) for s in fn.body[keep:])
+    return hashlib.sha256(dump.encode()).hexdigest()[:12]
+
+
 def _docstring(fn: ast.AST) -> bool:
     body = fn.body
     return bool(body) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
@@ -210,6 +218,8 @@ def _replace_body(ctx, rule, scopes, m) -> list[Edit] | None:
         old = fn.body[keep:]
         if [_dump(s) for s in old] == [_dump(s) for s in new_body]:
             continue  # already replaced
+        if rule.expect_body and body_fingerprint(fn, rule.keep_docstring) != rule.expect_body:
+            return None  # upstream changed the body this rule was written against: drift
         first = fn.body[0]
         if first.lineno == fn.lineno:
             raise ValueError(f"{rule.id}: cannot replace the one-line body of {rule.within}")
