@@ -50,9 +50,9 @@ def main() -> None:
     rules = load_rules()
     print(f"rules hash {rules.hash}, jobs {args.jobs}")
     header = f"{'corpus':<14}{'files':>7}{'lines':>10}{'convert s':>11}{'lines/s':>10}{'libcst s':>10}" \
-             f"{'ratio':>8}{'no-op s':>9}{'worker RSS MB':>15}{'changed':>9}{'failed':>8}"
+             f"{'ratio':>8}{'no-op s':>9}{'worker RSS MB':>15}{'changed':>9}{'failed':>8}{'w/o introspect s':>18}{'ratio':>7}"
     print(header)
-    totals = [0, 0, 0.0, 0.0, 0.0]
+    totals = [0, 0, 0.0, 0.0, 0.0, 0.0]
     for name in args.corpus:
         src = CORPORA[name]()
         files = sorted(src.rglob("*.py"))
@@ -69,18 +69,24 @@ def main() -> None:
             again = convert_tree(tree, rules, jobs=args.jobs, cache_dir=cache, report_dir=reports)
             noop_s = time.perf_counter() - t0
             assert again.summary["files_changed"] == 0, "second pass changed files"
+            plain = Path(tmp) / "plain"
+            shutil.copytree(src, plain)
+            t0 = time.perf_counter()
+            convert_tree(plain, rules, jobs=args.jobs, use_cache=False, introspect=False, report_dir=reports)
+            plain_s = time.perf_counter() - t0
             bare_s = bare_libcst(files, args.jobs)
         s = first.summary
         print(f"{name:<14}{len(files):>7}{lines:>10}{convert_s:>11.2f}{lines / convert_s:>10.0f}{bare_s:>10.2f}"
               f"{bare_s / convert_s:>8.2f}{noop_s:>9.2f}{s['worker_peak_rss_mb']:>15.0f}"
-              f"{s['files_changed']:>9}{s['files_failed']:>8}")
-        for i, v in enumerate((len(files), lines, convert_s, bare_s, noop_s)):
+              f"{s['files_changed']:>9}{s['files_failed']:>8}{plain_s:>18.2f}{bare_s / plain_s:>7.2f}")
+        for i, v in enumerate((len(files), lines, convert_s, bare_s, noop_s, plain_s)):
             totals[i] += v
-    n, lines, convert_s, bare_s, noop_s = totals
+    n, lines, convert_s, bare_s, noop_s, plain_s = totals
     print(f"{'all':<14}{n:>7}{lines:>10}{convert_s:>11.2f}{lines / convert_s:>10.0f}{bare_s:>10.2f}"
-          f"{bare_s / convert_s:>8.2f}{noop_s:>9.2f}")
+          f"{bare_s / convert_s:>8.2f}{noop_s:>9.2f}{'':>32}{plain_s:>18.2f}{bare_s / plain_s:>7.2f}")
     print("convert s includes checking every retargeted API against the installed mindtorch in a child "
-          "process (importing mindtorch + MindSpore costs ~1.5 s once per run, overlapped with the conversion)")
+          "process (importing mindtorch + MindSpore costs ~1.5-2.5 s on a cold cache, overlapped with the "
+          "conversion); 'w/o introspect' is the same conversion with --no-introspect")
 
 
 if __name__ == "__main__":
