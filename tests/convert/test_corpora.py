@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tools.convert.api import convert_tree, load_rules
@@ -128,8 +129,12 @@ def test_a_killed_run_leaves_old_or_new_files_and_a_rerun_finishes(tmp_path):
     while first.read_bytes() == original[changed[0]]:
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.02)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers, "the run has no worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers outlived the killed run: {[p.pid for p in alive]}"
     assert last.read_bytes() == original[changed[-1]], "the run was not killed mid-way"
     middle = snapshot(tree)
     leftovers = {k for k in middle if k.endswith(".ms-convert.tmp")}   # a write cut short: removed by the next run

@@ -62,9 +62,27 @@ class RunResult:
 _RULES: RuleSet | None = None
 
 
-def _init_worker(rules: RuleSet) -> None:
+def _init_worker(rules: RuleSet, parent: int | None = None) -> None:
     global _RULES
     _RULES = rules
+    if parent is not None:
+        _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker only computes (the parent writes every file), so when the parent is killed
+    (SIGKILL skips the pool's shutdown) it must not linger: ask Linux to signal it then."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _work(item: tuple[str, bytes]) -> FileResult:
@@ -106,7 +124,7 @@ def _pool_results(items: list[tuple[str, bytes]], rules: RuleSet, jobs: int) -> 
     libcst.parse_module("import x\n")  # warm the parser before the pool forks
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(rules,)) as pool:
+                             initargs=(rules, os.getpid())) as pool:
         try:
             yield from pool.map(_work, items, chunksize=max(1, min(16, len(items) // (jobs * 8) or 1)))
         except BaseException:
