@@ -65,7 +65,7 @@ def sha(data: bytes) -> str:
 
 def needs_parse(relpath: str, data: bytes, rules: RuleSet) -> bool:
     """The prefilter: a trigger token in the bytes, or a scoped/transform rule aimed at the path."""
-    if any(tok in data for tok in rules.trigger_tokens()):
+    if any(tok in data for tok in rules.trigger_tokens):
         return True
     return any(r.applies_to(relpath) for r in rules.scoped)
 
@@ -111,10 +111,9 @@ def _collect(ctx: FileContext, rules: RuleSet, relpath: str) -> tuple[list[Edit]
 
 
 def _record_plain_uses(ctx: FileContext) -> None:
-    sources = {m.split(".")[0] for m in ctx.rules.import_map}
     for chain in ctx.analysis.chains:
         canon = ctx.rules.canonical(chain.qualname)
-        if "." in canon and canon.split(".")[0] in sources:
+        if "." in canon and canon.split(".")[0] in ctx.rules.import_roots:
             ctx.uses.append(Use(canon, chain.node.lineno, chain.node.end_lineno, "retargeted"))
 
 
@@ -167,8 +166,7 @@ def _convert(relpath: str, data: bytes, rules: RuleSet, result: FileResult) -> b
     except (ValueError, RecursionError, MemoryError) as exc:
         raise _Outcome("failed", f"cannot parse: {type(exc).__name__}: {exc}") from None
     result.parsed = True
-    roots = rules.tracked_roots()
-    ctx = FileContext(relpath, src, LineIndex(src), tree, analyse(tree, roots, {m.split(".")[0] for m in rules.import_map}), rules)
+    ctx = FileContext(relpath, src, LineIndex(src), tree, analyse(tree, rules.tracked_roots, rules.import_roots), rules)
     try:
         edits, result.scoped_considered, matched = _collect(ctx, rules, relpath)
         edits, result.opted_out = _drop_opted_out(edits, src, tree)
@@ -198,7 +196,7 @@ def _verify(relpath: str, new_src: bytes, rules: RuleSet) -> FileResult:
                        f"{getattr(exc, 'msg', exc)}); file left unchanged - please report this") from None
     again = FileResult(relpath, "unchanged", parsed=True, sha=sha(new_src))
     ctx = FileContext(relpath, new_src, LineIndex(new_src), tree,
-                      analyse(tree, rules.tracked_roots(), {m.split(".")[0] for m in rules.import_map}), rules)
+                      analyse(tree, rules.tracked_roots, rules.import_roots), rules)
     try:
         edits, again.scoped_considered, matched = _collect(ctx, rules, relpath)
         edits, again.opted_out = _drop_opted_out(edits, new_src, tree)

@@ -95,26 +95,31 @@ class RuleSet:
     hash: str = ""
     import_map: dict[str, str] = field(default_factory=dict, compare=False)
     api_map: dict[str, ApiRule] = field(default_factory=dict, compare=False)
+    # Derived once here, used for every file and every name:
+    import_roots: frozenset[str] = field(default=frozenset(), compare=False)   # torch, torch_npu
+    source_roots: frozenset[str] = field(default=frozenset(), compare=False)   # + roots of mapped APIs
+    tracked_roots: frozenset[str] = field(default=frozenset(), compare=False)  # + roots of the targets
+    trigger_tokens: tuple[bytes, ...] = field(default=(), compare=False)       # the prefilter's tokens
+    reverse_import_map: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "import_map", {r.module: r.target for r in self.imports})
-        object.__setattr__(self, "api_map", {r.api: r for r in self.apis})
+        def roots(names) -> frozenset[str]:
+            return frozenset(n.split(".")[0] for n in names)
+        derived = {
+            "import_map": {r.module: r.target for r in self.imports},
+            "api_map": {r.api: r for r in self.apis},
+        }
+        derived["import_roots"] = roots(derived["import_map"])
+        derived["source_roots"] = derived["import_roots"] | roots(derived["api_map"])
+        # A file that contains none of these (and no scoped/transform path hit) is never parsed.
+        derived["tracked_roots"] = derived["source_roots"] | roots(derived["import_map"].values())
+        derived["trigger_tokens"] = tuple(sorted(t.encode() for t in derived["tracked_roots"]))
+        derived["reverse_import_map"] = {t: m for m, t in derived["import_map"].items()}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def all_rules(self) -> list:
         return [*self.imports, *self.apis, *self.scoped, *self.transforms]
-
-    def tracked_roots(self) -> set[str]:
-        """Top-level module names whose imports the analysis follows (sources and targets)."""
-        roots = {m.split(".")[0] for m in self.import_map}
-        roots |= {t.split(".")[0] for t in self.import_map.values()}
-        roots |= {a.split(".")[0] for a in self.api_map}
-        return roots
-
-    def trigger_tokens(self) -> tuple[bytes, ...]:
-        """A file that contains none of these (and no scoped/transform path hit) is never parsed."""
-        tokens = {m.split(".")[0] for m in self.import_map} | {a.split(".")[0] for a in self.api_map}
-        tokens |= {t.split(".")[0] for t in self.import_map.values()}
-        return tuple(sorted(t.encode() for t in tokens))
 
     def retarget(self, qualname: str) -> str:
         """Where ``qualname`` lives after import retargeting (longest matching module wins)."""
@@ -128,9 +133,8 @@ class RuleSet:
     def canonical(self, qualname: str) -> str:
         """The source-side name of ``qualname``: ``mindtorch.nn`` -> ``torch.nn`` (for reports)."""
         parts = qualname.split(".")
-        reverse = {t: m for m, t in self.import_map.items()}
         for i in range(len(parts), 0, -1):
-            source = reverse.get(".".join(parts[:i]))
+            source = self.reverse_import_map.get(".".join(parts[:i]))
             if source is not None:
                 return ".".join([source, *parts[i:]])
         return qualname

@@ -60,13 +60,12 @@ def _unsupported_args(rule: ApiRule, call: ast.Call) -> list[str]:
 def api_edits(ctx: FileContext) -> list[Edit]:
     edits: list[Edit] = []
     rules = ctx.rules
-    sources = {m.split(".")[0] for m in rules.import_map} | {a.split(".")[0] for a in rules.api_map}
     inserted: set[str] = set()
     for chain in ctx.analysis.chains:
         if len(chain.parts) == 1 and chain.qualname == chain.root_binding and "." not in chain.qualname:
             continue  # the bare module object (``torch`` passed around), not an API
         canon = rules.canonical(chain.qualname)
-        if canon.split(".")[0] not in sources:
+        if canon.split(".")[0] not in rules.source_roots:
             continue
         node = chain.node
         rule = _rule_for(chain.qualname, ctx)

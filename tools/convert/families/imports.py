@@ -51,14 +51,13 @@ def import_edits(ctx: FileContext) -> list[Edit]:
 def _record_uses(node: ast.Import | ast.ImportFrom, ctx: FileContext) -> None:
     """An imported name is an API use: a name the target lacks fails at import time."""
     rules = ctx.rules
-    sources = set(rules.import_map) | {a.split(".")[0] for a in rules.api_map}
     if isinstance(node, ast.Import):
         names = [a.name for a in node.names if "." in a.name]
     elif isinstance(node, ast.ImportFrom):
         names = [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
     for name in names:
         canon = rules.canonical(name)
-        if canon.split(".")[0] not in {s.split(".")[0] for s in sources}:
+        if canon.split(".")[0] not in rules.source_roots:
             continue
         rule = rules.api_map.get(canon)
         if rule is not None and rule.unsupported:

@@ -121,13 +121,14 @@ def scoped_edits(ctx: FileContext, rules: list[ScopedRule]) -> tuple[list[Edit],
 
 def _replace_call(ctx, rule, scopes, m) -> list[Edit] | None:
     edits, applied = [], False
+    done = _dump(ast.parse(rule.replace, mode="eval").body)
     for node in _walk(scopes):
         if isinstance(node, ast.Call):
             if m.resolves_to(node.func, rule.match):
                 start, end = ctx.idx.span(node.func)
                 edits.append(_edit(ctx, rule, start, end, rule.replace, node.lineno, node.end_lineno,
                                    f"call {rule.match} -> {rule.replace}"))
-            elif _dump(node.func) == _dump(ast.parse(rule.replace, mode="eval").body):
+            elif _dump(node.func) == done:
                 applied = True
     return edits if edits or applied else None
 
