@@ -1,5 +1,11 @@
 """Fixture pairs: ``fixtures/<family>/<case>.in.py`` converts to ``<case>.out.py`` with the rules
-in ``fixtures/<family>/rules.yaml``. Adding a case is adding two files."""
+in ``fixtures/<family>/rules.yaml``. Adding a case is adding two files.
+
+``fixtures/shipped/`` holds cases for the project's own rule files (``rules/``): snippets written
+for the tests in the shape of the upstream code a rule targets (MindSpeed, MindSpeed-LLM and
+Megatron-LM cannot be downloaded in CI). A case's path in its repository is its name with
+``__`` for ``/`` (``megatron__core__utils.in.py`` is ``megatron/core/utils.py``), because scoped
+rules match paths."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,20 +17,28 @@ from tools.convert.ruleset import load_rules
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(FIXTURES.glob("*/*.in.py"))
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
 def _case_id(path: Path) -> str:
     return f"{path.parent.name}/{path.name[:-len('.in.py')]}"
 
 
+def _rules_and_relpath(case: Path):
+    """The rules a case converts with and the path it converts as."""
+    stem = case.name[:-len(".in.py")]
+    if case.parent.name == "shipped":
+        return load_rules([SHIPPED_RULES]), stem.replace("__", "/") + ".py"
+    return load_rules([case.parent / "rules.yaml"]), stem + ".py"
+
+
 def _convert(path: Path) -> tuple[bytes, object]:
-    rules = load_rules([path.parent / "rules.yaml"])
-    relpath = path.name[:-len(".in.py")] + ".py"
+    rules, relpath = _rules_and_relpath(path)
     return path.read_bytes(), convert_source(relpath, path.read_bytes(), rules)
 
 
 def test_every_family_has_fixtures():
-    assert {p.parent.name for p in CASES} >= {"imports", "apis", "scoped", "transforms"}
+    assert {p.parent.name for p in CASES} >= {"imports", "apis", "scoped", "transforms", "shipped"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -41,7 +55,7 @@ def test_fixture_converts_to_expected(case: Path):
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_fixture_output_is_a_fixed_point(case: Path):
     expected = case.with_name(case.name.replace(".in.py", ".out.py"))
-    rules = load_rules([case.parent / "rules.yaml"])
-    result = convert_source(case.name[:-len(".in.py")] + ".py", expected.read_bytes(), rules)
+    rules, relpath = _rules_and_relpath(case)
+    result = convert_source(relpath, expected.read_bytes(), rules)
     assert result.status == "unchanged", (result.status, result.reason, result.changes)
     compile(expected.read_bytes(), str(expected), "exec")
