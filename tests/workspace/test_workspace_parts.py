@@ -24,7 +24,7 @@ PINS = {
         "MindSpeed-LLM": ("https://gitcode.com/Ascend/MindSpeed-LLM.git", "53f3639c3da9c000a187c44cc0c08d55026ddded"),
         "MindSpeed": ("https://gitcode.com/Ascend/MindSpeed.git", "f321067c6fd1e32ad74848416942bdb899cf9627"),
         "Megatron-LM": ("https://github.com/NVIDIA/Megatron-LM.git", "a845aa7e12b3a117e24c2352b9e3e60bad2e3a17"),
-        "transformers": "transformers==4.57.1",
+        "transformers": "transformers==4.55.4",
         "mindtorch": "mindnlp==0.5.1",
     },
     "mm": {
