@@ -16,8 +16,12 @@ __all__ = ["RuleError", "UsageError", "RuleSet", "RunResult", "load_rules", "con
 def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs: int | None = None,
                  report_dir: Path | None = None, cache_dir: Path | None = None, use_cache: bool = True,
                  progress: bool = False, introspect: bool = True, excludes: Sequence[str] = (),
-                 console=None) -> RunResult:
+                 target_path: Sequence[Path] = (), console=None) -> RunResult:
     """Convert ``root`` in place (or into ``output``); write reports to ``report_dir``.
+
+    ``target_path``: folders searched first (like PYTHONPATH entries, in order) when checking which
+    retargeted APIs the target provides, for code that will run against another mindtorch than the
+    installed one (a workspace's patched copy); the introspection cache is keyed by them too.
 
     Never raises for a bad file (it is reported in ``result.summary['failures']``); raises
     :class:`UsageError` for impossible arguments.
@@ -27,4 +31,5 @@ def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs
         console = Console(stderr=True, soft_wrap=True)
     return run(Path(root), rules, RunOptions(output=output, jobs=jobs, report_dir=report_dir, cache_dir=cache_dir,
                                              use_cache=use_cache, progress=progress, introspect=introspect,
-                                             excludes=tuple(excludes), console=console))
+                                             excludes=tuple(excludes), console=console,
+                                             target_path=tuple(Path(p) for p in target_path)))

@@ -1,12 +1,16 @@
 """``rules check`` / ``rules list``: validate rule files; check mapping targets against the
-installed mindtorch (the target exists; renamed and added keywords exist in its signature)."""
+installed mindtorch, or the one found first in ``--target-path`` (the target exists; renamed and
+added keywords exist in its signature)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
+from .introspect import check_target_path, child_env
 from .ruleset import load_rules
 
 _CHILD = r"""
@@ -44,8 +48,12 @@ os.write(out, json.dumps(res).encode())
 """
 
 
-def check_rules(paths, select, ignore, introspect: bool, console) -> int:
+def check_rules(paths, select, ignore, introspect: bool, console, target_path: Sequence[Path] = ()) -> int:
+    """Validate the rule files; with ``introspect``, import every target in a child process whose
+    PYTHONPATH starts with ``target_path`` (a workspace's patched mindtorch provides targets that
+    the installed release lacks). 0: no problem, 1: problems (printed), 2: the child failed."""
     rules = load_rules(paths, select, ignore)
+    target_path = check_target_path(target_path)
     console.print(f"{len(rules.all_rules())} rules in {len(rules.files)} files are valid (rules hash {rules.hash})")
     if not introspect:
         return 0
@@ -56,11 +64,14 @@ def check_rules(paths, select, ignore, introspect: bool, console) -> int:
         if r.target:
             request.setdefault(r.target, []).extend([new for _old, new in r.kwargs_rename] + [k for k, _ in r.defaults])
     proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(request), capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=child_env(target_path))
     if proc.returncode != 0:
         console.print(f"error: could not introspect the targets: {proc.stderr.strip().splitlines()[-1:]}")
         return 2
     result = json.loads(proc.stdout)
+    where = "the installed packages"
+    if target_path:
+        where = f"the target path {os.pathsep.join(str(p) for p in target_path)} and {where}"
     problems = 0
     for r in [*rules.imports, *rules.apis]:
         target = getattr(r, "target", None)
@@ -69,13 +80,13 @@ def check_rules(paths, select, ignore, introspect: bool, console) -> int:
         info = result[target]
         if not info["exists"]:
             problems += 1
-            console.print(f"{r.origin}: {r.id}: target {target} does not exist in the installed packages",
+            console.print(f"{r.origin}: {r.id}: target {target} does not exist in {where}",
                           markup=False, highlight=False)
         elif info["missing_keywords"]:
             problems += 1
             console.print(f"{r.origin}: {r.id}: {target} has no parameter(s) {', '.join(info['missing_keywords'])}",
                           markup=False, highlight=False)
-    console.print(f"{len(request)} targets checked against the installed packages: {problems} problem(s)")
+    console.print(f"{len(request)} targets checked against {where}: {problems} problem(s)", markup=False, highlight=False)
     return 1 if problems else 0
 
 

@@ -23,6 +23,14 @@ def _rules_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore", type=_ids, default=[], metavar="IDS", help="like --select, to leave rules out")
 
 
+def _target_path_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-path", action="append", type=Path, default=[], metavar="DIR",
+                   help="check the targets against the mindtorch found first in DIR, like a PYTHONPATH entry "
+                        "(repeatable, searched in order, before the installed packages), e.g. a workspace's "
+                        "patched copy: --target-path <workspace>/mindtorch. Only this option adds it: "
+                        "$MS_CONVERT_WORKSPACE is not consulted (an inherited PYTHONPATH still applies)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.convert",
@@ -53,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip larger files (reported)")
     conv.add_argument("--no-introspect", action="store_true",
                       help="do not check retargeted APIs against the installed mindtorch")
+    _target_path_arg(conv)
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary table")
 
     rules = sub.add_parser("rules", help="validate rule files, check targets, list rules")
@@ -60,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = rsub.add_parser("check", help="validate rule files and check every target against the installed mindtorch")
     _rules_args(check)
     check.add_argument("--no-introspect", action="store_true", help="only validate the files")
+    _target_path_arg(check)
     lst = rsub.add_parser("list", help="list the rules")
     _rules_args(lst)
     fp = rsub.add_parser("fingerprint", help="print the body fingerprint a replace_body rule expects (expect_body)")
@@ -86,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return _convert(args, console)
         if args.rules_command == "check":
             from .checkrules import check_rules
-            return check_rules(args.rules, args.select, args.ignore, not args.no_introspect, console)
+            return check_rules(args.rules, args.select, args.ignore, not args.no_introspect, console,
+                               target_path=args.target_path)
         if args.rules_command == "fingerprint":
             from .checkrules import fingerprint
             return fingerprint(args.file, args.within, not args.no_keep_docstring)
@@ -111,7 +122,7 @@ def _convert(args, console) -> int:
         output=args.output, jobs=args.jobs, report_dir=args.report_dir, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, diff=args.diff, check=args.check, excludes=tuple(args.exclude),
         max_file_size=args.max_file_size, progress=interactive, introspect=not args.no_introspect,
-        console=None if args.quiet else console,
+        console=None if args.quiet else console, target_path=tuple(args.target_path),
     ))
     if args.diff:
         sys.stdout.write(result.diff)

@@ -22,7 +22,7 @@ from .cache import Cache
 from .errors import UsageError
 from .fileconv import FileResult, convert_source, needs_parse, sha
 from .fsio import atomic_write
-from .introspect import Introspector
+from .introspect import Introspector, check_target_path
 from .model import RuleSet
 from .report import print_summary, summarize, unsupported_rows, write_reports
 from .walk import walk_tree
@@ -45,6 +45,9 @@ class RunOptions:
     progress: bool = False
     introspect: bool = True
     console: object | None = None
+    # Folders put first on the PYTHONPATH of the introspection child: the target the converted code
+    # will run against when it is not the installed one (a workspace's patched mindtorch).
+    target_path: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -137,6 +140,7 @@ def run(root: Path, rules: RuleSet, opts: RunOptions) -> RunResult:
     started = time.perf_counter()
     root = Path(root)
     _check_paths(root, opts.output)
+    target_path = check_target_path(opts.target_path)
     writes = not (opts.diff or opts.check)
     dest = opts.output if opts.output is not None else root
     jobs = opts.jobs or os.cpu_count() or 1
@@ -151,7 +155,8 @@ def run(root: Path, rules: RuleSet, opts: RunOptions) -> RunResult:
     introspector = None
     if opts.introspect:
         introspector = Introspector({t.split(".")[0] for t in rules.import_map.values()},
-                                    (cache_dir / "introspect.json") if cache_dir and writes else None)
+                                    (cache_dir / "introspect.json") if cache_dir and writes else None,
+                                    target_path)
     try:
         return _run(root, rules, opts, started, writes, dest, jobs, cache, cache_dir, report_dir, introspector)
     finally:

@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
             rules = load_rule_sets(manifest)
             ctx = Context(
                 workspace=workspace, state=state, force=args.force, jobs=args.jobs, rules=rules, log=log,
+                manifest=manifest,
                 fetch=FetchOptions(mirror=mirror, retries=args.retries, delay=delay,
                                    downloads=meta / "downloads", scratch=scratch, log=log),
             )

@@ -16,6 +16,7 @@ progress. From that:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -26,13 +27,13 @@ from typing import Any, Callable
 
 import git
 
-from tools.workspace import sources
+from tools.workspace import envfile, sources
 from tools.workspace.errors import RepoError, UserChangesError
 from tools.workspace.gitutil import (
     BRANCH, changes, head_branch, head_commit, is_ours, is_repo, keep_dirty_state, open_repo, reset_to, commit_tracked,
     write_excludes,
 )
-from tools.workspace.manifest import GitSource, PypiSource, RepoSpec
+from tools.workspace.manifest import GitSource, Manifest, PypiSource, RepoSpec
 from tools.workspace.patches import apply_series
 from tools.workspace.state import State, meta_dir, now
 
@@ -50,6 +51,7 @@ class Context:
     jobs: int | None
     rules: dict[tuple[Path, ...], Any]  # loaded rule sets by their files (see cli.load_rule_sets)
     log: logging.Logger
+    manifest: Manifest
 
     @property
     def meta(self) -> Path:
@@ -119,6 +121,26 @@ def stage_label(record: dict[str, Any]) -> str:
     if patched and patched["commit"] != stages["fetched"]["commit"]:
         return "patched"
     return "pinned"
+
+
+def _is_set_up(spec: RepoSpec, record: dict[str, Any] | None) -> bool:
+    """The repository is at the manifest's pin with its current patch series, and finished."""
+    if record is None or record.get("in_progress") or record.get("source") != spec.source.pin:
+        return False
+    stages = record["stages"]
+    return "converted" in stages and stages.get("patched", {}).get("patches") == spec.patches_hash()
+
+
+def target_path(ctx: Context) -> list[Path]:
+    """The folders whose packages the converted code runs against: the PYTHONPATH entries (in
+    set_env.sh order) of the repositories that are not converted (no rules: mindtorch) and are set
+    up, with their patches, in this workspace. The conversion checks which retargeted APIs exist
+    against them instead of the installed mindtorch, which lacks what the patches add. Repositories
+    run in manifest order, so a target listed before the converted repositories is ready in time."""
+    ready = tuple(spec for spec in ctx.manifest.repos if not spec.rules and (ctx.workspace / spec.name).is_dir()
+                  and _is_set_up(spec, ctx.state.repo(spec.name)))
+    return [p for p in envfile.pythonpath_entries(ctx.workspace, dataclasses.replace(ctx.manifest, repos=ready))
+            if p.is_dir()]
 
 
 class RepoRunner:
@@ -330,9 +352,13 @@ class RepoRunner:
             report_dir = self.ctx.meta / "reports" / self.spec.name
             report_dir.mkdir(parents=True, exist_ok=True)
             self.status(f"convert (rules {rules.hash})")
+            targets = target_path(self.ctx)
+            self.log.info("%s: target path %s", self.spec.name,
+                          [str(p) for p in targets] or "none (the installed packages)")
             try:
                 result = convert_tree(self.path, rules, jobs=self.ctx.jobs, report_dir=report_dir,
-                                      cache_dir=self.ctx.meta / "cache" / self.spec.name, progress=False)
+                                      cache_dir=self.ctx.meta / "cache" / self.spec.name, progress=False,
+                                      target_path=targets)
             except Exception as exc:  # on Ctrl-C the record keeps "in progress": the next run rolls back
                 reset_to(repo, start)
                 record.pop("in_progress", None)
