@@ -1,0 +1,85 @@
+"""examples/deepseek3_tiny: the parts that run without MindSpeed-LLM (which CI cannot fetch).
+
+The training run itself (MindSpeed-LLM's pretrain_gpt.py in a converted workspace) is recorded in
+docs/deepseek3_tiny.md; here: the offline tokenizer the example builds, and the launcher's
+refusal to run outside a workspace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deepseek3_tiny"
+
+pytest.importorskip("tokenizers")
+
+
+def _build(out: Path) -> None:
+    subprocess.run([sys.executable, str(EXAMPLE / "build_tokenizer.py"), str(out)], check=True,
+                   capture_output=True, text=True)
+
+
+def test_tokenizer_is_deterministic_and_round_trips_the_corpus(tmp_path):
+    from tokenizers import Tokenizer
+
+    _build(tmp_path / "a")
+    _build(tmp_path / "b")
+    for name in ("tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json", "corpus.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+    tok = Tokenizer.from_file(str(tmp_path / "a/tokenizer/tokenizer.json"))
+    assert tok.get_vocab_size() == 512
+    config = json.loads((tmp_path / "a/tokenizer/tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert tok.token_to_id(config["eos_token"]) is not None
+
+    corpus = [line for line in (EXAMPLE / "corpus.txt").read_text().splitlines() if line.strip()]
+    docs = [json.loads(line)["text"] for line in (tmp_path / "a/corpus.jsonl").read_text().splitlines()]
+    assert docs == [line.strip() for line in corpus]
+    for text in docs:
+        ids = tok.encode(text).ids
+        assert tok.decode(ids) == text
+        assert len(ids) < len(text) / 2   # merges learned: fewer tokens than half the bytes
+
+
+def test_launcher_outside_a_workspace_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MS_CONVERT_WORKSPACE"}
+    proc = subprocess.run(["bash", str(EXAMPLE / "pretrain_deepseek3_tiny.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "source auto_convert_llm.sh" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "deepseek3_tiny_run").exists()
+
+
+LOG_LINE = (" [2026-11-24 05:18:32] iteration        {step}/      25 | consumed samples:            4 | "
+            "elapsed time per iteration (ms): 11835.6 | learning rate: 1.500000E-03 | global batch size:     4 | "
+            "lm loss: {lm} | mtp_1 loss: 6.247668E+00 | loss scale: 1.0 | grad norm: 1.264 | num zeros: 0 |")
+
+
+def _losses(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLE / "losses.py"), *args], capture_output=True, text=True)
+
+
+def test_losses_table_reads_megatron_iteration_lines_and_flags_bad_runs(tmp_path):
+    good = tmp_path / "train.log"
+    good.write_text("\n".join(["building model ...", LOG_LINE.format(step=1, lm="6.274363E+00"),
+                               "[WARNING] noise", LOG_LINE.format(step=2, lm="6.095366E+00")]) + "\n")
+    out = _losses(str(good), "--markdown")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert rows == ["| 1 | train.log | 6.2744 | 6.2477 | 1.264 | 1.500e-03 | 11836 |",
+                    "| 2 | train.log | 6.0954 | 6.2477 | 1.264 | 1.500e-03 | 11836 |"]
+
+    diverged = tmp_path / "nan.log"
+    diverged.write_text(LOG_LINE.format(step=3, lm="nan") + "\n")
+    assert _losses(str(diverged)).returncode == 1
+    empty = tmp_path / "empty.log"
+    empty.write_text("Traceback (most recent call last):\n")
+    out = _losses(str(empty))
+    assert out.returncode == 1 and "no iteration lines" in out.stderr
