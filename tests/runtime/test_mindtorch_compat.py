@@ -2,7 +2,8 @@
 MindSpore CPU (mindtorch_compat_check.py): against PyTorch on the same fixed random inputs where torch has
 the API (mindtorch_compat_reference.py, run in the reference environment), and against torch's documented
 behaviour (names, shapes, exceptions) where it does not. Also Megatron's roll_tensor as rule MEG008
-rewrites it, against the unconverted one on PyTorch."""
+rewrites it, against the unconverted one on PyTorch. The cases that are the same code on both sides are
+written once, against `torch`, in mindtorch_compat_cases.py, which both scripts import."""
 from __future__ import annotations
 
 import json
