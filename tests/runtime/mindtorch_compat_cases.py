@@ -159,6 +159,20 @@ case("split[dim=0,empty chunks]")(lambda: _split(0))
 case("split[dim=1,empty chunks]")(lambda: _split(1))
 
 
+@case("arange[dtype inference]")
+def arange_dtypes():
+    """torch infers float32 when any of start/end/step is a float (mindtorch took start's type, so
+    arange(9.) was int64 and arange(0, 1, 0.25) divided by a zero step)."""
+    res = {}
+    for label, args in (("9.", (9.,)), ("3", (3,)), ("0,1,0.25", (0, 1, 0.25)), ("0.,1.,0.25", (0., 1., 0.25)),
+                        ("2,10,3", (2, 10, 3)), ("1,2.5,0.5", (1, 2.5, 0.5)), ("tensor(4)", (torch.tensor(4),))):
+        r = torch.arange(*args)
+        res[label] = {"dtype": dtype_name(r.dtype), "values": values(r)}
+    r = torch.arange(5, dtype=torch.float64)
+    res["5,float64"] = {"dtype": dtype_name(r.dtype), "values": values(r)}
+    return res
+
+
 @case("split[experts,cat back]")
 def split_experts():
     """MoE's expert loop: tokens split by expert, each expert's matmul (empty for two), outputs concatenated."""
