@@ -22,6 +22,10 @@ WORK=${WORK:-$PWD/deepseek3_tiny_run}
 TRAIN_ITERS=${TRAIN_ITERS:-20}
 RESUME_ITERS=${RESUME_ITERS:-5}
 python=${PYTHON:-python}
+if [ -n "${RESUME:-}" ] && [ ! -f "$WORK/ckpt/latest_checkpointed_iteration.txt" ]; then
+    echo "$0: RESUME=1 but $WORK/ckpt has no checkpoint: run without RESUME first (same WORK)" >&2
+    exit 2
+fi
 mkdir -p "$WORK/logs"
 WORK=$(cd "$WORK" && pwd)
 

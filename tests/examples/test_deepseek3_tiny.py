@@ -83,3 +83,16 @@ def test_losses_table_reads_megatron_iteration_lines_and_flags_bad_runs(tmp_path
     empty.write_text("Traceback (most recent call last):\n")
     out = _losses(str(empty))
     assert out.returncode == 1 and "no iteration lines" in out.stderr
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_nothing(tmp_path):
+    workspace = tmp_path / "ws"
+    (workspace / "MindSpeed-LLM").mkdir(parents=True)
+    (workspace / "MindSpeed-LLM" / "pretrain_gpt.py").write_text("raise SystemExit('must not run')\n")
+    env = {**os.environ, "MS_CONVERT_WORKSPACE": str(workspace), "RESUME": "1", "WORK": str(tmp_path / "run")}
+    proc = subprocess.run(["bash", str(EXAMPLE / "pretrain_deepseek3_tiny.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no checkpoint: run without RESUME first" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
