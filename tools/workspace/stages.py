@@ -5,7 +5,8 @@ applied", then "converted (rules <hash>)" (a stage with nothing to change makes 
 state file records each finished stage's commit and, before a stage starts, that it is in
 progress. From that:
 
-* a finished repository whose pin, patch series and rules are unchanged is skipped;
+* a finished repository whose pin, patch series and rules (and, when it is converted, the
+  state of its target: see target_fingerprint) are unchanged is skipped;
 * a stage recorded as in progress was interrupted: its tracked changes are saved under
   ``refs/ms-workspace/interrupted-*`` and the repository is reset to the stage before;
 * a changed patch series or rule set is redone from the stage before it (never converting
@@ -131,16 +132,48 @@ def _is_set_up(spec: RepoSpec, record: dict[str, Any] | None) -> bool:
     return "converted" in stages and stages.get("patched", {}).get("patches") == spec.patches_hash()
 
 
+def _target_specs(ctx: Context) -> tuple[RepoSpec, ...]:
+    """The repositories that are not converted (no rules: mindtorch) and are set up, with their
+    patches, in this workspace: the conversion's target (see target_path)."""
+    return tuple(spec for spec in ctx.manifest.repos if not spec.rules and (ctx.workspace / spec.name).is_dir()
+                 and _is_set_up(spec, ctx.state.repo(spec.name)))
+
+
 def target_path(ctx: Context) -> list[Path]:
     """The folders whose packages the converted code runs against: the PYTHONPATH entries (in
     set_env.sh order) of the repositories that are not converted (no rules: mindtorch) and are set
     up, with their patches, in this workspace. The conversion checks which retargeted APIs exist
     against them instead of the installed mindtorch, which lacks what the patches add. Repositories
     run in manifest order, so a target listed before the converted repositories is ready in time."""
-    ready = tuple(spec for spec in ctx.manifest.repos if not spec.rules and (ctx.workspace / spec.name).is_dir()
-                  and _is_set_up(spec, ctx.state.repo(spec.name)))
+    ready = _target_specs(ctx)
     return [p for p in envfile.pythonpath_entries(ctx.workspace, dataclasses.replace(ctx.manifest, repos=ready))
             if p.is_dir()]
+
+
+TargetPrint = list[dict[str, str]]
+
+
+def target_fingerprint(ctx: Context) -> TargetPrint:
+    """The state of the target a conversion runs against (target_path): each target repository's
+    name, pin and patch series hash, as the state file already records them. The conversion's
+    reports (unsupported_api.csv, summary.json) depend on that state (a new mindtorch patch adds
+    APIs), so it is recorded with the converted stage and a different one converts again."""
+    return [{"name": spec.name, "source": spec.source.pin, "patches": spec.patches_hash()}
+            for spec in _target_specs(ctx)]
+
+
+def _target_change(old: TargetPrint | None, new: TargetPrint) -> str | None:
+    """Why the target differs from the one the last conversion used, or None when it does not."""
+    if old == new:
+        return None
+    if old is None:
+        return "the last conversion did not record its target"
+    before, after = {t["name"]: t for t in old}, {t["name"]: t for t in new}
+    parts = [f"target {name} is now set up" for name in after if name not in before]
+    parts += [f"target {name} changed ({'pin' if before[name]['source'] != t['source'] else 'patches'})"
+              for name, t in after.items() if name in before and before[name] != t]
+    parts += [f"target {name} is no longer set up" for name in before if name not in after]
+    return ", ".join(parts) or "the target's order changed"
 
 
 class RepoRunner:
@@ -352,7 +385,7 @@ class RepoRunner:
             report_dir = self.ctx.meta / "reports" / self.spec.name
             report_dir.mkdir(parents=True, exist_ok=True)
             self.status(f"convert (rules {rules.hash})")
-            targets = target_path(self.ctx)
+            targets, fingerprint = target_path(self.ctx), target_fingerprint(self.ctx)
             self.log.info("%s: target path %s", self.spec.name,
                           [str(p) for p in targets] or "none (the installed packages)")
             try:
@@ -373,7 +406,8 @@ class RepoRunner:
                        f"files that failed to parse: {failed}\nreports: {result.report_dir}")
             commit = commit_tracked(repo, message) or start
             entry = {"commit": commit, "rules": rules.hash, "files_changed": files_changed, "unsupported": unsupported,
-                     "files_failed": failed, "report_dir": str(result.report_dir), "at": now()}
+                     "files_failed": failed, "report_dir": str(result.report_dir), "targets": fingerprint,
+                     "at": now()}
             self.log.info("%s: converted at %s: %s", self.spec.name, commit, summary)
         record["stages"]["converted"] = entry
         record.pop("in_progress")
@@ -421,7 +455,13 @@ class RepoRunner:
             self._roll_back(repo, record)
         stages = record["stages"]
         need_patch = stages.get("patched", {}).get("patches") != want_patches
-        need_convert = need_patch or "converted" not in stages or stages["converted"].get("rules") != want_rules
+        converted = stages.get("converted")
+        # A record without "targets" (made before they were recorded) converts once more: it may have
+        # been checked against the installed mindtorch, and nothing in it says otherwise.
+        target_change = (_target_change(converted.get("targets"), target_fingerprint(self.ctx))
+                         if rules is not None and converted is not None and converted.get("rules") == want_rules
+                         else None)
+        need_convert = need_patch or converted is None or converted.get("rules") != want_rules or target_change is not None
         last = _last_stage(record)
         if not need_patch and not need_convert:
             why = _user_changes(repo, last)
@@ -436,6 +476,9 @@ class RepoRunner:
             self._move_aside(why)
             raise _Restart()
         was_complete = "converted" in stages
+        if target_change and not need_patch:
+            self.log.info("%s: converting again: %s", spec.name, target_change)
+            self.outcome.notes.append(f"converted again: {target_change}")
         if need_patch:
             self._patch(repo, record, want_patches)
         self._convert(repo, record, rules)
