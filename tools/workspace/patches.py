@@ -10,7 +10,7 @@ file and its ``@@`` header), and the caller puts the repository back at its prev
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import git
@@ -26,6 +26,10 @@ class Hunk:
     old_start: int
     line: int  # 1-based line of the @@ header in the patch file
     header: str
+    new_start: int = 0
+    old: list[str] = field(default_factory=list)  # context and removed lines, without their tag
+    new: list[str] = field(default_factory=list)  # context and added lines
+    old_ends_without_newline: bool = False        # "\ No newline at end of file" after an old line
 
 
 @dataclass
@@ -44,32 +48,45 @@ def _strip(raw: str, prefix: bool) -> str:
 
 
 def parse(text: str) -> ParsedPatch:
-    """The paths and hunks of a unified diff; hunk bodies are skipped by their line counts, so a
+    """The paths and hunks of a unified diff; hunk bodies are read by their line counts, so a
     removed line that starts with ``--`` is never taken for a file header."""
     paths: list[str] = []
     hunks: list[Hunk] = []
     old_left = new_left = 0
     current = ""
+    last_tag = ""
     for number, line in enumerate(text.splitlines(), start=1):
         if old_left > 0 or new_left > 0:
             tag = line[:1]
             if tag == "\\":
+                if last_tag in (" ", "", "-"):
+                    hunks[-1] = replace(hunks[-1], old_ends_without_newline=True)
                 continue
+            last_tag = tag
             if tag in (" ", ""):
                 old_left, new_left = old_left - 1, new_left - 1
+                hunks[-1].old.append(line[1:])
+                hunks[-1].new.append(line[1:])
                 continue
             if tag == "-" and old_left > 0:
                 old_left -= 1
+                hunks[-1].old.append(line[1:])
                 continue
             if tag == "+" and new_left > 0:
                 new_left -= 1
+                hunks[-1].new.append(line[1:])
                 continue
             old_left = new_left = 0  # the body ended early: read this line as a header
+        if line.startswith("\\") and hunks and last_tag in (" ", "", "-"):
+            hunks[-1] = replace(hunks[-1], old_ends_without_newline=True)  # after the hunk's last line
+            last_tag = "\\"
+            continue
         match = _HUNK.match(line)
         if match:
             old_left = int(match.group(2)) if match.group(2) is not None else 1
             new_left = int(match.group(4)) if match.group(4) is not None else 1
-            hunks.append(Hunk(current, int(match.group(1)), number, line.strip()))
+            hunks.append(Hunk(current, int(match.group(1)), number, line.strip(), new_start=int(match.group(3))))
+            last_tag = "@"
         elif line.startswith("diff --git "):
             parts = line[len("diff --git "):].split(" b/", 1)
             paths.append(_strip(parts[0], True))
