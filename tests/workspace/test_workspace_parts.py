@@ -6,6 +6,7 @@ import fnmatch
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,35 @@ def test_missing_python_dependencies_are_set_up_by_the_project_script(world: Wor
     log = next((world.ws / ".ms-workspace" / "logs").glob("*.log")).read_text()
     assert f"python {venv_python}" in log
     assert result.stdout.strip().splitlines()[-1] == str(venv_python)  # set_env.sh put it first on PATH
+
+
+@pytest.mark.parametrize("shell", ["bash", "sh", "dash", "zsh"])
+@pytest.mark.parametrize("name", [b"ws\ntouch pwned\n#", b"ws'$(touch pwned)'\n`touch pwned`#", b"ws-\xff-latin1"],
+                         ids=["newline", "quotes", "not-utf8"])
+def test_set_env_holds_any_workspace_path_as_data(tmp_path: Path, shell: str, name: bytes) -> None:
+    """Every value in set_env.sh, comments included, stays data: a newline in the workspace path
+    used to end a comment line and run the rest of it when the file was sourced."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    ws = tmp_path / os.fsdecode(name)
+    ws.mkdir()
+    manifest = _manifest(tmp_path, [("Megatron-LM", '["."]')])
+    env_path = envfile.write(ws, manifest, ws / "venv" / "bin")
+    script = '. "$ENV_FILE" && printf "%s\\0" "$PYTHONPATH" "$PATH" "$MS_CONVERT_WORKSPACE"'
+    proc = subprocess.run([shell, "-c", script], cwd=tmp_path, capture_output=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "ENV_FILE": os.fsencode(env_path)})
+    assert not (tmp_path / "pwned").exists() and not (ws / "pwned").exists(), proc.stderr
+    assert proc.stdout.split(b"\0")[:3] == [os.fsencode(ws / "Megatron-LM"), os.fsencode(ws / "venv" / "bin") + b":/usr/bin:/bin",
+                                             os.fsencode(ws)]
+    assert proc.stderr == b""
+
+
+def test_a_workspace_path_with_a_colon_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("name: t\nrepos:\n  - name: a\n" + GIT)
+    ws = tmp_path / "a:b"
+    proc = subprocess.run([sys.executable, "-m", "tools.workspace", "--manifest", str(manifest), "--workspace", str(ws)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"error: the workspace path {ws} contains ':', which separates PYTHONPATH entries" in " ".join(proc.stderr.split())
+    assert not ws.exists()

@@ -6,6 +6,7 @@ message names the cause, nothing of theirs is lost, and running the same command
 from __future__ import annotations
 
 import fcntl
+import subprocess
 import os
 import re
 import time
@@ -441,3 +442,20 @@ def test_a_clone_killed_midway_never_takes_the_repositorys_place(world: World) -
     assert head(world.ws / "Megatron-LM") == world.pins["Megatron-LM"]
     assert git(world.ws / "Megatron-LM", "status", "--porcelain") == ""
     assert not scratch.exists()
+
+
+def test_a_workspace_path_with_a_newline_is_data_from_the_script_to_set_env(world: World) -> None:
+    """The path goes through the driver, its --env-out file, the script and set_env.sh: nothing in
+    it runs, and the environment names the workspace exactly."""
+    manifest = world.default_manifest()
+    ws = world.root / "ws\ntouch pwned\n#"
+    env = world.env(WS=str(ws))
+    result = world.source(f'--mirror {world.mirror} --manifest {manifest} -j 2 --workspace "$WS"', env=env,
+                          post='printf "PP=%s|\\n" "$PYTHONPATH"; printf "WS=%s|\\n" "$MS_CONVERT_WORKSPACE"')
+    assert result.alive == 0, result
+    assert not list(world.root.rglob("pwned")), result
+    assert f"PP={ws}/six:{ws}/Megatron-LM:{ws}/MindSpeed-LLM|\n" in result.stdout, result
+    assert f"WS={ws}|\n" in result.stdout
+    again = subprocess.run(["bash", "-c", '. "$WS/set_env.sh" && printf "%s" "$MS_CONVERT_WORKSPACE"'], cwd=world.root,
+                           env=env, capture_output=True, text=True, check=True)
+    assert again.stdout == str(ws) and not list(world.root.rglob("pwned"))

@@ -61,7 +61,8 @@ __ms_ws_run() {
     fi
     out=""
     if [ -s "$result" ]; then
-        IFS= read -r out <"$result" || true
+        # the whole file, not one line: the path may hold a newline ($(...) drops only the last ones)
+        out="$(<"$result")" || out=""
     fi
     rm -f -- "$result"
     if [ "$status" -eq 130 ]; then

@@ -121,6 +121,9 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
         raise WorkspaceError(f"${RETRY_DELAY_ENV} must be a number of seconds") from None
     if workspace.exists() and not workspace.is_dir():
         raise WorkspaceError(f"the workspace {workspace} is not a directory")
+    if os.pathsep in str(workspace):
+        raise WorkspaceError(f"the workspace path {workspace} contains {os.pathsep!r}, which separates PYTHONPATH "
+                             "entries, so its repositories could not be put on it; use a folder whose path has none")
     if args.status:  # read only: not even the folder is created
         state = State.load(workspace)
         console.print(summary_table(_status_outcomes(manifest, state), f"workspace {workspace} ({manifest.name})"))

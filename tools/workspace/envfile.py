@@ -5,6 +5,11 @@ entries first, in manifest order, and the Python environment's ``bin`` first on 
 earlier copies of the same entries instead of stacking them, so sourcing it twice (or after
 re-entering a container whose profile already sourced it) changes nothing. It sets no shell
 options and leaves only the variables it exports.
+
+Every value in it is data, whatever the workspace path holds (quotes, ``$(...)``, a newline, bytes
+that are not UTF-8): values are single-quoted (literal in every POSIX shell and in zsh), and
+comments, which quoting cannot protect (a newline ends a comment and the rest of the path would
+run as a command), show control characters as escapes.
 """
 from __future__ import annotations
 
@@ -58,12 +63,19 @@ def pythonpath_entries(workspace: Path, manifest: Manifest) -> list[Path]:
     return entries
 
 
+def comment(text: str) -> str:
+    """A shell comment line that stays one line: characters that are not printable (newline,
+    carriage return, other controls, undecodable bytes) are written as Python escapes."""
+    return "# " + "".join(ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                          for ch in text)
+
+
 def render(workspace: Path, manifest: Manifest, bin_dir: Path | None) -> str:
     q = shlex.quote
     lines = [
-        "# Environment of the MindSpeed-Core-MS workspace "
-        f"{workspace} (manifest {manifest.name}). Generated: do not edit.",
-        f"# Load it in any shell, as often as you like:  source {q(str(workspace / 'set_env.sh'))}",
+        comment(f"Environment of the MindSpeed-Core-MS workspace {workspace} (manifest {manifest.name}). "
+                "Generated: do not edit."),
+        comment(f"Load it in any shell, as often as you like:  source {q(str(workspace / 'set_env.sh'))}"),
         _PREPEND.strip("\n"),
         "__ms_ws_prepend PYTHONPATH " + " ".join(q(str(p)) for p in pythonpath_entries(workspace, manifest)),
     ]
@@ -81,6 +93,12 @@ def write(workspace: Path, manifest: Manifest, bin_dir: Path | None = None) -> P
     """Write ``<workspace>/set_env.sh`` atomically and return its path."""
     path = workspace / "set_env.sh"
     tmp = path.with_name(f".set_env.sh.{os.getpid()}.tmp")
-    tmp.write_text(render(workspace, manifest, bin_dir), encoding="utf-8")
-    os.replace(tmp, path)
+    text = render(workspace, manifest, bin_dir)
+    try:
+        # surrogateescape: a path that is not UTF-8 is written back as the bytes it was read from
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
