@@ -243,3 +243,18 @@ def test_a_workspace_path_with_a_colon_is_refused_before_anything_is_written(tmp
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"error: the workspace path {ws} contains ':', which separates PYTHONPATH entries" in " ".join(proc.stderr.split())
     assert not ws.exists()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--status"]])
+def test_the_engine_is_imported_only_to_convert(tmp_path: Path, args: list[str]) -> None:
+    """--help and --status (and any run without rules) never load the conversion engine (libcst,
+    the rule model): the driver imports it only when a rule set is loaded or a conversion runs."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("name: t\nrepos:\n  - name: a\n" + GIT)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tools.workspace", "--manifest", str(manifest),
+                           "--workspace", str(tmp_path / "ws"), *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "tools.workspace.cli" in imported
+    assert not {"tools.convert.api", "tools.convert.runner", "libcst"} & imported

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import git
 
-from tools.convert.api import TMP_SUFFIX
+from tools.convert.walk import TMP_SUFFIX  # a constant of a small module: the engine itself (tools.convert.api, libcst) loads only to convert
 
 BRANCH = "ms-workspace"
 AUTHOR_NAME = "MindSpeed-Core-MS workspace"
