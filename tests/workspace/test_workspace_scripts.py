@@ -459,3 +459,18 @@ def test_a_workspace_path_with_a_newline_is_data_from_the_script_to_set_env(worl
     again = subprocess.run(["bash", "-c", '. "$WS/set_env.sh" && printf "%s" "$MS_CONVERT_WORKSPACE"'], cwd=world.root,
                            env=env, capture_output=True, text=True, check=True)
     assert again.stdout == str(ws) and not list(world.root.rglob("pwned"))
+
+
+def test_under_set_e_a_failing_source_is_handled_by_the_caller_as_documented(world: World) -> None:
+    """docs/workspace.md: the script never exits and leaves `set -e` alone; its failure status is
+    the caller's, and under `set -e` bash ends the shell on it unless it is handled (`|| true`)."""
+    good = world.write_manifest([world.git_repo("Megatron-LM")])
+    bad = world.manifest_dir / "bad.yaml"
+    bad.write_text("name: t\nrepos: []\n")
+    ok = world.source(world.std_args(good), pre="set -e", post='echo "OPTS[$-]"')
+    assert ok.alive == 0 and "e" in ok.after("SHELL_ALIVE 0").split("OPTS[", 1)[1].split("]")[0], ok
+    unhandled = world.source(world.std_args(bad), pre="set -e")
+    assert unhandled.alive is None and f"{bad}:2: repos: [] should be non-empty" in unhandled.stderr, unhandled
+    handled = world.source(world.std_args(bad) + ' || echo "HANDLED $?"', pre="set -e", post='echo "OPTS[$-]"')
+    assert "HANDLED 2\n" in handled.stdout and handled.alive == 0, handled
+    assert "e" in handled.stdout.split("OPTS[", 1)[1].split("]")[0]

@@ -4,7 +4,9 @@
 # They run inside the user's own shell when the user types `source auto_convert_llm.sh`, so they
 # never `exit`, never set `-e`/`-u`/`pipefail` or traps, never `cd`, and use `local` variables;
 # every command that can fail is tested by an `if` or `||`, so that even a caller's own `set -e`
-# cannot turn a failure into the end of their shell. They leave no function behind.
+# cannot turn a failure inside them into the end of their shell. They leave no function behind.
+# The status __ms_ws_main returns is the caller's to handle: under `set -e`, bash ends the shell
+# on a failing `source` as on any failing command (docs/workspace.md: `source ... || true`).
 
 # True when python $1 can run the driver and the converted code (no import is done: find_spec).
 __ms_ws_has_deps() {
