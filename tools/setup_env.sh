@@ -24,6 +24,37 @@ else
     what="the Python environment"
 fi
 stamp="$venv/.ms-installed"
+
+# Megatron compiles its dataset index helpers the first time a run builds its datasets: `make` in
+# megatron/core/datasets with `python3 -m pybind11 --includes`, `python3-config --extension-suffix`
+# and $(CXX), the python3 being the environment's (set_env.sh puts its bin/ first on PATH). Do the
+# same with a one-function module now, so a machine without the system parts fails here, in one
+# line naming what to install, instead of in the middle of a training run.
+check_helpers_build() {
+    local tool probe out cxx="${CXX:-g++}"
+    for tool in make "${cxx%% *}" python3-config; do
+        if ! PATH="$venv/bin:$PATH" command -v "$tool" >/dev/null 2>&1; then
+            echo "tools/setup_env.sh: '$tool' not found; Megatron compiles its dataset helpers with make, g++ and python3-config at run time: install them (Debian: apt-get install -y make g++ python3-dev) and run this again" >&2
+            return 1
+        fi
+    done
+    probe="$(mktemp -d "${TMPDIR:-/tmp}/ms-setup-probe.XXXXXX")"
+    printf '%s\n' '#include <pybind11/pybind11.h>' 'PYBIND11_MODULE(ms_setup_probe, m) { m.def("one", [] { return 1; }); }' \
+        > "$probe/probe.cpp"
+    {   # Megatron's Makefile, for this one source (\t: a recipe line starts with a tab)
+        printf '%s\n' 'CPPFLAGS += $(shell python3 -m pybind11 --includes)'
+        printf '%s\n' 'ms_setup_probe$(shell python3-config --extension-suffix): probe.cpp'
+        printf '\t%s\n' '$(CXX) -O0 -shared -std=c++11 -fPIC $(CPPFLAGS) $< -o $@'
+    } > "$probe/Makefile"
+    if ! out="$(PATH="$venv/bin:$PATH" make -s -C "$probe" 2>&1)" ||
+        ! out="$(cd "$probe" && "$venv/bin/python" -c 'import ms_setup_probe; assert ms_setup_probe.one() == 1' 2>&1)"; then
+        out="$(printf '%s\n' "$out" | grep -m1 -iE 'error|no module|not found' || printf '%s\n' "$out" | tail -n1)"
+        rm -rf -- "$probe"
+        echo "tools/setup_env.sh: cannot compile a pybind11 module the way Megatron compiles its dataset helpers ($out): install a C++ compiler, make and the Python headers (Debian: apt-get install -y make g++ python3-dev) and run this again" >&2
+        return 1
+    fi
+    rm -rf -- "$probe"
+}
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     echo "$venv/bin/python"
     exit 0
@@ -40,6 +71,7 @@ fi
         "${pip[@]}" -r "$repo/requirements.txt" -r "$repo/requirements-runtime.txt"
         "${pip[@]}" --no-deps "$MINDNLP_PIN"
         "$venv/bin/python" -c "import mindtorch"
+        check_helpers_build
     fi
 } >&2
 echo "$want" > "$stamp"
