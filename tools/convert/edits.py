@@ -7,11 +7,14 @@ and fail the file (with both rule ids) rather than produce a guess.
 """
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .model import ApiRule
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 PRIORITY = {"scoped": 3, "transform": 2, "api": 1, "import": 1}
 
 
@@ -44,13 +47,33 @@ class LineIndex:
 
     def __init__(self, src: bytes) -> None:
         starts = [0]
-        find = src.find
-        pos = find(b"\n")
-        while pos != -1:
-            starts.append(pos + 1)
-            pos = find(b"\n", pos + 1)
+        if b"\r" in src:   # Python ends a line at \r\n, \n and a lone \r (old Mac files) alike
+            starts.extend(m.end() for m in _LINE_END.finditer(src))
+        else:
+            find = src.find
+            pos = find(b"\n")
+            while pos != -1:
+                starts.append(pos + 1)
+                pos = find(b"\n", pos + 1)
         self.starts = starts
         self.src = src
+
+    @property
+    def newline(self) -> str:
+        """The file's line break (that of its first line), for the lines an edit inserts."""
+        if len(self.starts) < 2:
+            return "\n"
+        end = self.starts[1]
+        return "\r\n" if self.src[end - 2:end] == b"\r\n" else self.src[end - 1:end].decode()
+
+    def line_of(self, offset: int) -> int:
+        """The 1-based line holding byte ``offset``."""
+        return bisect_right(self.starts, offset)
+
+    def line_end(self, offset: int) -> int:
+        """The offset just past the end of the line holding ``offset`` (its line break included)."""
+        line = self.line_of(offset)
+        return self.starts[line] if line < len(self.starts) else len(self.src)
 
     def offset(self, line: int, col: int) -> int:
         return self.starts[line - 1] + col

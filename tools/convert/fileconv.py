@@ -1,62 +1,32 @@
 """Convert one file: bytes in, a :class:`FileResult` out. Never raises for bad input.
 
-Steps: prefilter on trigger tokens (most files stop here, unparsed); decode; ``ast.parse``;
-collect edits from every selected family; splice them in; compile the result and re-analyse it
-(the result must be a fixed point of the same rules, so a second run changes nothing). Any
-failure leaves the file unchanged and says why.
+Steps: prefilter on trigger tokens (most files stop here, unparsed); decode once
+(:mod:`sourcetext`); one *edit pass* (``ast.parse`` of the text, collect edits from every selected
+family, splice them into the text's UTF-8 form); compile the result and run the same edit pass on
+it (the result must be a fixed point of the same rules, so a second run changes nothing); encode
+it in the file's own encoding. Any failure leaves the file unchanged and says why.
 """
 from __future__ import annotations
 
 import ast
-import codecs
 import hashlib
-import io
-import tokenize
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from .analysis import analyse
 from .cstedit import edit_call
 from .edits import Edit, EditConflict, LineIndex, apply_edits
 from .families.apis import api_edits
-from .families.context import FileContext, Use
+from .families.context import FileContext
 from .families.imports import import_edits
 from .families.scoped import scoped_edits
-from .model import RuleSet
+from .model import Category, Change, FileResult, RuleSet, SkipReason, Status, Use
+from .sourcetext import SourceError, SourceText, decode, explain_syntax_error
 from .transforms import TRANSFORMS
+
+__all__ = ["FileResult", "convert_source", "needs_parse", "sha"]
 
 OPT_OUT = b"ms-convert: skip"
 OPT_OUT_FILE = b"ms-convert: skip-file"
-
-
-@dataclass
-class FileResult:
-    """What happened to one file. Everything but ``new_data`` is JSON-able (it is cached)."""
-
-    path: str
-    status: str                       # changed | unchanged | skipped | failed
-    reason: str = ""
-    parsed: bool = False
-    sha: str = ""
-    new_sha: str = ""
-    changes: list[list] = field(default_factory=list)      # [line, end_line, op, message, rule]
-    uses: list[list] = field(default_factory=list)         # [api, line, end_line, category, rule, hint]
-    scoped_considered: list[str] = field(default_factory=list)
-    scoped_matched: list[str] = field(default_factory=list)
-    opted_out: int = 0
-    new_data: bytes | None = None
-    fixed_point: dict | None = None   # the result of converting the output (cached under new_sha)
-    worker_rss_kb: int = 0            # peak RSS of the process that converted it (not cached)
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("new_data")
-        d.pop("fixed_point")
-        d.pop("worker_rss_kb")
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "FileResult":
-        return cls(**d)
 
 
 def sha(data: bytes) -> str:
@@ -70,13 +40,8 @@ def needs_parse(relpath: str, data: bytes, rules: RuleSet) -> bool:
     return any(r.applies_to(relpath) for r in rules.scoped)
 
 
-def _decode(data: bytes) -> tuple[str, str]:
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    return data.decode(encoding), encoding
-
-
 class _Outcome(Exception):
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: Status, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
 
@@ -100,7 +65,7 @@ def _collect(ctx: FileContext, rules: RuleSet, relpath: str) -> tuple[list[Edit]
         for dyn in ctx.analysis.dynamic:
             if rules.retarget(dyn.module) != dyn.module:
                 ctx.notes.append(Use(f"{dyn.how}({dyn.module!r})", dyn.node.lineno, dyn.node.end_lineno,
-                                     "unsupported", "", "dynamic import of a retargeted module is not rewritten: "
+                                     Category.UNSUPPORTED, "", "dynamic import of a retargeted module is not rewritten: "
                                      "convert it by hand or select the retarget_dynamic_imports transform"))
     considered = [r for r in rules.scoped if r.applies_to(relpath)]
     matched: set[str] = set()
@@ -114,7 +79,7 @@ def _record_plain_uses(ctx: FileContext) -> None:
     for chain in ctx.analysis.chains:
         canon = ctx.rules.canonical(chain.qualname)
         if "." in canon and canon.split(".")[0] in ctx.rules.import_roots:
-            ctx.uses.append(Use(canon, chain.node.lineno, chain.node.end_lineno, "retargeted"))
+            ctx.uses.append(Use(canon, chain.node.lineno, chain.node.end_lineno, Category.RETARGETED))
 
 
 def _statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
@@ -131,8 +96,13 @@ def _statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
     return spans
 
 
-def _drop_opted_out(edits: list[Edit], text: bytes, tree: ast.Module) -> tuple[list[Edit], int]:
-    marks = {i + 1 for i, line in enumerate(text.split(b"\n")) if OPT_OUT in line}
+def _drop_opted_out(edits: list[Edit], idx: LineIndex, tree: ast.Module) -> tuple[list[Edit], int]:
+    src = idx.src
+    marks: set[int] = set()
+    pos = src.find(OPT_OUT)
+    while pos != -1:
+        marks.add(idx.line_of(pos))
+        pos = src.find(OPT_OUT, pos + 1)
     if not marks:
         return edits, 0
     spans = _statement_spans(tree)
@@ -146,84 +116,122 @@ def _drop_opted_out(edits: list[Edit], text: bytes, tree: ast.Module) -> tuple[l
     return kept, len(edits) - len(kept)
 
 
+@dataclass
+class _Pass:
+    """One edit pass over a source text: what the rules found and what applying them gives."""
+
+    src: bytes                    # the UTF-8 form of the text
+    new_src: bytes
+    applied: list[Edit]
+    uses: list[Use]
+    considered: list[str]
+    matched: set[str]
+    opted_out: int
+
+
+def _edit_pass(relpath: str, text: str, tree: ast.Module, rules: RuleSet) -> _Pass:
+    """Collect every family's edits on ``tree`` (parsed from ``text``) and apply them. Positions are
+    UTF-8 byte offsets of ``text``, as :mod:`ast` reports them for a ``str``. Raises EditConflict or
+    ValueError when the rules cannot be applied."""
+    src = text.encode("utf-8")
+    idx = LineIndex(src)
+    ctx = FileContext(relpath, src, idx, tree, analyse(tree, rules.tracked_roots, rules.import_roots), rules)
+    edits, considered, matched = _collect(ctx, rules, relpath)
+    edits, opted_out = _drop_opted_out(edits, idx, tree)
+    new_src, applied = apply_edits(src, edits, edit_call)
+    return _Pass(src, new_src, applied, ctx.uses + ctx.notes, considered, matched, opted_out)
+
+
+def _fill(result: FileResult, p: _Pass) -> None:
+    result.parsed = True
+    result.scoped_considered = p.considered
+    result.scoped_matched = sorted(p.matched)
+    result.opted_out = p.opted_out
+    result.uses = list(p.uses)
+    result.changes = [Change(e.line, e.end_line, e.op, e.message, e.rule) for e in p.applied]
+
+
 def _convert(relpath: str, data: bytes, rules: RuleSet, result: FileResult) -> bytes | None:
     if b"\0" in data:
-        raise _Outcome("failed", "binary file (contains NUL bytes); not Python source")
+        raise _Outcome(Status.FAILED, "binary file (contains NUL bytes); not Python source")
     if not needs_parse(relpath, data, rules):
-        raise _Outcome("skipped", "no trigger token")
+        raise _Outcome(Status.SKIPPED, SkipReason.NO_TRIGGER)
     if OPT_OUT_FILE in data[:4096]:
-        raise _Outcome("skipped", "opted out with '# ms-convert: skip-file'")
+        raise _Outcome(Status.SKIPPED, SkipReason.OPTED_OUT)
     try:
-        text, encoding = _decode(data)
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        raise _Outcome("failed", f"cannot decode: {exc}; save the file as UTF-8") from None
-    src = text.encode("utf-8")
+        source = decode(data)
+    except SourceError as exc:
+        raise _Outcome(Status.FAILED, str(exc)) from None
     try:
-        tree = ast.parse(src, filename=relpath)
+        tree = ast.parse(source.text, filename=relpath)   # the text: a cookie must not re-decode it
     except SyntaxError as exc:
-        raise _Outcome("failed", f"syntax error at line {exc.lineno}: {exc.msg} (Python 2 code or a merge "
-                       "conflict? fix the file or exclude it)") from None
+        raise _Outcome(Status.FAILED, explain_syntax_error(source.text, exc)) from None
     except (ValueError, RecursionError, MemoryError) as exc:
-        raise _Outcome("failed", f"cannot parse: {type(exc).__name__}: {exc}") from None
+        raise _Outcome(Status.FAILED, f"cannot parse: {type(exc).__name__}: {exc}") from None
     result.parsed = True
-    ctx = FileContext(relpath, src, LineIndex(src), tree, analyse(tree, rules.tracked_roots, rules.import_roots), rules)
     try:
-        edits, result.scoped_considered, matched = _collect(ctx, rules, relpath)
-        edits, result.opted_out = _drop_opted_out(edits, src, tree)
-        new_src, applied = apply_edits(src, edits, edit_call)
+        first = _edit_pass(relpath, source.text, tree, rules)
     except (EditConflict, ValueError) as exc:
-        raise _Outcome("failed", f"rules could not be applied: {exc}") from None
-    result.scoped_matched = sorted(matched)
-    result.uses = [[u.api, u.line, u.end_line, u.category, u.rule, u.hint] for u in ctx.uses + ctx.notes]
-    result.changes = [[e.line, e.end_line, e.op, e.message, e.rule] for e in applied]
-    if new_src == src:
+        raise _Outcome(Status.FAILED, f"rules could not be applied: {exc}") from None
+    _fill(result, first)
+    if first.new_src == first.src:
         return None
-    again = _verify(relpath, new_src, rules)
-    again.scoped_matched = sorted(set(again.scoped_matched) | matched)
-    result.fixed_point = again.to_json()
-    out = new_src.decode("utf-8")
-    return (codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b"") + out.encode(encoding.replace("-sig", ""))
+    new_data = _encode(source, first.new_src)
+    result.fixed_point = _verify(relpath, first, rules, new_data).to_json()
+    return new_data
 
 
-def _verify(relpath: str, new_src: bytes, rules: RuleSet) -> FileResult:
-    """The output must compile and be a fixed point: converting it again changes nothing."""
+def _encode(source: SourceText, new_src: bytes) -> bytes:
     try:
-        tree = ast.parse(new_src, filename=relpath)
+        return source.encode(new_src)
+    except SourceError as exc:
+        raise _Outcome(Status.FAILED, f"{exc}; file left unchanged") from None
+
+
+def _verify(relpath: str, first: _Pass, rules: RuleSet, new_data: bytes) -> FileResult:
+    """The output must compile and be a fixed point: the same edit pass on it changes nothing.
+    Returns the result of converting ``new_data`` (cached under its sha)."""
+    text = first.new_src.decode("utf-8")
+    try:
+        tree = ast.parse(text, filename=relpath)
         compile(tree, relpath, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", "?")
-        raise _Outcome("failed", f"conversion produced code that does not compile (line {line}: "
+        raise _Outcome(Status.FAILED, f"conversion produced code that does not compile (line {line}: "
                        f"{getattr(exc, 'msg', exc)}); file left unchanged - please report this") from None
-    again = FileResult(relpath, "unchanged", parsed=True, sha=sha(new_src))
-    ctx = FileContext(relpath, new_src, LineIndex(new_src), tree,
-                      analyse(tree, rules.tracked_roots, rules.import_roots), rules)
     try:
-        edits, again.scoped_considered, matched = _collect(ctx, rules, relpath)
-        edits, again.opted_out = _drop_opted_out(edits, new_src, tree)
-        second, _ = apply_edits(new_src, edits, edit_call)
+        second = _edit_pass(relpath, text, tree, rules)
     except (EditConflict, ValueError) as exc:
-        second, again.reason = b"", str(exc)
-    if second != new_src:
-        raise _Outcome("failed", "conversion is not idempotent here (a second pass would change the file "
-                       f"again{': ' + again.reason if again.reason else ''}); file left unchanged - please report this")
-    again.scoped_matched = sorted(matched)
-    again.uses = [[u.api, u.line, u.end_line, u.category, u.rule, u.hint] for u in ctx.uses + ctx.notes]
+        second, reason = None, f": {exc}"
+    else:
+        reason = ""
+    if second is None or second.new_src != second.src:
+        raise _Outcome(Status.FAILED, "conversion is not idempotent here (a second pass would change the file "
+                       f"again{reason}); file left unchanged - please report this")
+    again = FileResult(relpath, Status.UNCHANGED, sha=sha(new_data))
+    _fill(again, second)
+    # a rule applied by the first pass (a removed statement) finds nothing left to do in the output:
+    # it still counts as matched there, so a re-run on converted code reports no drift
+    again.scoped_matched = sorted(second.matched | first.matched)
     return again
 
 
 def convert_source(relpath: str, data: bytes, rules: RuleSet) -> FileResult:
     """Convert the source of one file. Bad input yields a failed/skipped result, never an exception."""
-    result = FileResult(relpath, "unchanged", sha=sha(data))
+    result = FileResult(relpath, Status.UNCHANGED, sha=sha(data))
     try:
         new = _convert(relpath, data, rules, result)
     except _Outcome as outcome:
-        result.status, result.reason = outcome.status, outcome.reason
-        result.changes = [] if outcome.status == "failed" else result.changes
+        result.status, result.reason = outcome.status, str(outcome.reason)
+        result.changes = [] if outcome.status == Status.FAILED else result.changes
         return result
     except Exception as exc:  # an engine bug must not stop the run: report it for this file
-        result.status, result.reason = "failed", f"internal error: {type(exc).__name__}: {exc} - please report this"
+        result.status = Status.FAILED
+        detail = " ".join(str(exc).split())   # one line, bounded: libcst's messages span lines
+        detail = detail if len(detail) <= 300 else detail[:300] + "..."
+        result.reason = f"internal error: {type(exc).__name__}: {detail} - please report this"
         result.changes = []
         return result
     if new is not None:
-        result.status, result.new_data, result.new_sha = "changed", new, sha(new)
+        result.status, result.new_data, result.new_sha = Status.CHANGED, new, sha(new)
     return result

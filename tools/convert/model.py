@@ -1,8 +1,15 @@
-"""The rule model: what a validated rule file turns into."""
+"""The engine's data: what a validated rule file turns into, and what converting one file gives.
+
+The per-file result types are plain values (enums with the string values the reports and the
+cache have always used, named tuples that serialise as JSON lists), so a cached result and a
+fresh one are the same thing.
+"""
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -138,3 +145,83 @@ class RuleSet:
             if source is not None:
                 return ".".join([source, *parts[i:]])
         return qualname
+
+
+class Status(StrEnum):
+    """What happened to one file."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class SkipReason(StrEnum):
+    """The fixed reasons a file is skipped (others carry details: ``too large (...)``)."""
+
+    NO_TRIGGER = "no trigger token"
+    OPTED_OUT = "opted out with '# ms-convert: skip-file'"
+    SYMLINK = "symlink (not followed)"
+    SYMLINKED_DIR = "symlinked dir (not followed)"
+
+
+class Category(StrEnum):
+    """What the conversion did with one API use."""
+
+    REWRITTEN = "rewritten"        # an API rule rewrote it
+    RETARGETED = "retargeted"      # an import rule moved its module; the name is unchanged
+    UNSUPPORTED = "unsupported"    # a rule (or the engine) says it has no target
+
+
+class Use(NamedTuple):
+    """One use of a source-side API (``torch.nn.Linear``), or a finding that is reported like one."""
+
+    api: str
+    line: int
+    end_line: int
+    category: str          # a Category
+    rule: str = ""
+    hint: str = ""
+
+
+class Change(NamedTuple):
+    """One applied edit, a row of change_list.csv."""
+
+    line: int
+    end_line: int
+    op: str
+    message: str
+    rule: str
+
+
+@dataclass
+class FileResult:
+    """What happened to one file. Everything but ``new_data`` is JSON-able (it is cached)."""
+
+    path: str
+    status: str                       # a Status
+    reason: str = ""
+    parsed: bool = False
+    sha: str = ""
+    new_sha: str = ""
+    changes: list[Change] = field(default_factory=list)
+    uses: list[Use] = field(default_factory=list)
+    scoped_considered: list[str] = field(default_factory=list)
+    scoped_matched: list[str] = field(default_factory=list)
+    opted_out: int = 0
+    new_data: bytes | None = None
+    fixed_point: dict | None = None   # the result of converting the output (cached under new_sha)
+    worker_rss_kb: int = 0            # peak RSS of the process that converted it (not cached)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("new_data")
+        d.pop("fixed_point")
+        d.pop("worker_rss_kb")
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "FileResult":
+        d = dict(d, status=Status(d["status"]), changes=[Change(*c) for c in d.get("changes", [])],
+                 uses=[Use(*u) for u in d.get("uses", [])])
+        return cls(**d)

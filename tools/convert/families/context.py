@@ -1,4 +1,5 @@
-"""What a rule family gets to look at for one file."""
+"""What a rule family gets to look at for one file. ``src`` is the UTF-8 form of the decoded text
+(see sourcetext.py): every position and every edit is a byte offset into it."""
 from __future__ import annotations
 
 import ast
@@ -6,19 +7,7 @@ from dataclasses import dataclass, field
 
 from ..analysis import Analysis
 from ..edits import Edit, LineIndex
-from ..model import RuleSet
-
-
-@dataclass
-class Use:
-    """One use of a source-side API (``torch.nn.Linear``) and what the conversion did with it."""
-
-    api: str
-    line: int
-    end_line: int
-    category: str          # rewritten | retargeted | unsupported
-    rule: str = ""
-    hint: str = ""
+from ..model import RuleSet, Use
 
 
 @dataclass
@@ -47,6 +36,7 @@ class FileContext:
 
     def import_edit(self, statement: str, rule: str, family: str) -> Edit:
         offset, line = self.insertion_point()
-        prefix = "" if offset == 0 or self.src[offset - 1:offset] == b"\n" else "\n"
-        return Edit(offset, offset, f"{prefix}{statement}\n", line, line, f"{family}:insert-import",
+        nl = self.idx.newline
+        prefix = "" if offset == 0 or self.src[offset - 1:offset] in (b"\n", b"\r") else nl
+        return Edit(offset, offset, f"{prefix}{statement}{nl}", line, line, f"{family}:insert-import",
                     f"inserted `{statement}`", rule, family=family, insert=True)

@@ -89,8 +89,7 @@ def _whole_lines(ctx: FileContext, node: ast.AST, first_line: int | None = None)
     if src[start:begin].strip() not in (b"", b"@"):
         return None
     stop = idx.offset(node.end_lineno, node.end_col_offset)
-    line_end = src.find(b"\n", stop)
-    line_end = len(src) if line_end == -1 else line_end + 1
+    line_end = idx.line_end(stop)
     rest = src[stop:line_end].strip()
     if rest and not rest.startswith(b"#"):
         return None
@@ -190,7 +189,7 @@ def _insert_import(ctx, rule, scopes, m) -> list[Edit] | None:
     missing = [s for s in ast.parse(rule.replace).body if _dump(s) not in present]
     if not missing:
         return []
-    text = "\n".join(ast.unparse(s) for s in missing)
+    text = ctx.idx.newline.join(ast.unparse(s) for s in missing)
     edit = ctx.import_edit(text, rule.id, "scoped")
     edit.op, edit.message = "scoped:insert_import", f"{rule.id}: inserted `{text}`"
     return [edit]
@@ -226,15 +225,15 @@ def _replace_body(ctx, rule, scopes, m) -> list[Edit] | None:
             raise ValueError(f"{rule.id}: cannot replace the one-line body of {rule.within}")
         line_start = ctx.idx.line_start(first.lineno)
         indent = ctx.src[line_start:ctx.idx.offset(first.lineno, first.col_offset)].decode()
-        text = textwrap.indent(textwrap.dedent(rule.replace).strip("\n"), indent) + "\n"
+        nl = ctx.idx.newline
+        text = textwrap.indent(textwrap.dedent(rule.replace).strip("\n"), indent).replace("\n", nl) + nl
         if old:
             start = ctx.idx.line_start(old[0].lineno)
             end_line = fn.body[-1].end_lineno
         else:  # only a docstring: the new body goes after it
             start = ctx.idx.line_start(fn.body[0].end_lineno + 1)
             end_line = fn.body[0].end_lineno
-        end = ctx.src.find(b"\n", ctx.idx.offset(fn.body[-1].end_lineno, fn.body[-1].end_col_offset))
-        end = len(ctx.src) if end == -1 else end + 1
+        end = ctx.idx.line_end(ctx.idx.offset(fn.body[-1].end_lineno, fn.body[-1].end_col_offset))
         if not old:
             end = start
         edits.append(_edit(ctx, rule, start, end, text, old[0].lineno if old else end_line, end_line,
