@@ -27,7 +27,7 @@ from tools.workspace.errors import RepoError, WorkspaceError
 from tools.workspace.manifest import Manifest, load_manifest, manifest_path
 from tools.workspace.progress import Reporter, close_log, open_log, summary_table
 from tools.workspace.sources import FetchOptions
-from tools.workspace.stages import Context, Outcome, RepoRunner, stage_label
+from tools.workspace.stages import Context, Outcome, RepoRunner
 from tools.workspace.state import State, WorkspaceLock, meta_dir
 
 KINDS = ("llm", "mm", "rl")
@@ -94,10 +94,10 @@ def _status_outcomes(manifest: Manifest, state: State) -> list[Outcome]:
         outcome = Outcome(spec.name, spec.source.describe())
         record = state.repo(spec.name)
         if record is not None:
-            outcome.stage = stage_label(record) + (" (interrupted)" if record.get("in_progress") else "")
-            conv = record["stages"].get("converted") or {}
-            outcome.files_changed, outcome.unsupported = conv.get("files_changed"), conv.get("unsupported")
-            if record.get("source") != spec.source.pin:
+            outcome.stage = record.stage_label + (" (interrupted)" if record.in_progress else "")
+            if record.converted is not None:
+                outcome.files_changed, outcome.unsupported = record.converted.files_changed, record.converted.unsupported
+            if record.source != spec.source.pin:
                 outcome.stage += " (other pin)"
         outcome.action = "-"
         outcomes.append(outcome)

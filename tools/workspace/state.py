@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.workspace.errors import WorkspaceError
+from tools.workspace.record import RecordError, RepoRecord
 
 STATE_VERSION = 1
 
@@ -33,51 +34,55 @@ def now() -> str:
 
 
 class State:
-    """The parsed state file; call :meth:`save` after every change (it is cheap and atomic)."""
+    """The parsed state file: the manifest that made the workspace and a record per repository.
+    Every change is written at once (:meth:`set_repo` saves; it is cheap and atomic)."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: str | None = None, repos: dict[str, RepoRecord] | None = None) -> None:
         self.path = path
-        self.data = data
+        self.manifest = manifest
+        self.repos: dict[str, RepoRecord] = dict(repos or {})
 
     @classmethod
     def load(cls, workspace: Path) -> "State":
         path = meta_dir(workspace) / "state.json"
         if not path.exists():
-            return cls(path, {"version": STATE_VERSION, "manifest": None, "repos": {}})
+            return cls(path)
+        afresh = "move it away to start the bookkeeping afresh (the repositories are kept and checked again)"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise WorkspaceError(
-                f"{path}: the workspace state file is unreadable ({exc}); move it away to start the bookkeeping afresh "
-                "(the repositories are kept and checked again)"
-            ) from None
-        if data.get("version") != STATE_VERSION:
-            raise WorkspaceError(f"{path}: state version {data.get('version')!r} is not {STATE_VERSION}; this tool is older or newer than the workspace")
-        return cls(path, data)
+            raise WorkspaceError(f"{path}: the workspace state file is unreadable ({exc}); {afresh}") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise WorkspaceError(f"{path}: state version {version!r} is not {STATE_VERSION}; this tool is older or newer than the workspace")
+        manifest, entries = data.get("manifest"), data.get("repos", {})
+        if not isinstance(entries, dict) or not (manifest is None or isinstance(manifest, str)):
+            raise WorkspaceError(f"{path}: the workspace state file has no valid 'manifest' and 'repos'; {afresh}")
+        repos = {}
+        for name, entry in entries.items():
+            try:
+                repos[name] = RepoRecord.from_json(entry)
+            except RecordError as exc:
+                raise WorkspaceError(f"{path}: repos.{name}: {exc}; {afresh}") from None
+        return cls(path, manifest, repos)
 
-    @property
-    def manifest(self) -> str | None:
-        return self.data.get("manifest")
+    def repo(self, name: str) -> RepoRecord | None:
+        return self.repos.get(name)
 
-    @manifest.setter
-    def manifest(self, name: str) -> None:
-        self.data["manifest"] = name
-
-    def repo(self, name: str) -> dict[str, Any] | None:
-        return self.data["repos"].get(name)
-
-    def set_repo(self, name: str, record: dict[str, Any] | None) -> None:
+    def set_repo(self, name: str, record: RepoRecord | None) -> None:
         if record is None:
-            self.data["repos"].pop(name, None)
+            self.repos.pop(name, None)
         else:
-            self.data["repos"][name] = record
+            self.repos[name] = record
         self.save()
 
     def save(self) -> None:
+        data = {"version": STATE_VERSION, "manifest": self.manifest,
+                "repos": {name: record.to_json() for name, record in self.repos.items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.data, fh, indent=2, sort_keys=True)
+            json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
