@@ -102,6 +102,14 @@ GIT = "    source: {kind: git, url: u, commit: " + "a" * 40 + "}\n"
      "M:4: repos[0].source.kind: 'svn' is not one of ['git', 'pypi']"),
     ("name: t\nrepos: [\n", "M:3: not valid YAML"),
     ("name: t\nrepos: []\n", "M:2: repos: [] should be non-empty"),
+    # `$` in the schema's patterns also matches before a final newline: refused on their own
+    ('name: "t\\n"\nrepos:\n  - name: a\n' + GIT,
+     "M:1: name: 't\\n' holds a control character (a newline, tab, ...): write it on one line"),
+    ('name: t\nrepos:\n  - name: "a\\n"\n' + GIT, "M:3: repos[0].name: 'a\\n' holds a control character"),
+    ("name: t\nrepos:\n  - name: a\n    source: {kind: git, url: u, commit: \"" + "a" * 40 + "\\n\"}\n",
+     "M:4: repos[0].source.commit: 'aaaa"),
+    ('name: t\nrepos:\n  - name: a\n' + GIT + '    pythonpath: ["src\\tx"]\n',
+     "M:5: repos[0].pythonpath[0]: 'src\\tx' holds a control character"),
 ])
 def test_manifest_errors_name_file_line_and_field(tmp_path: Path, text: str, message: str) -> None:
     assert _error(tmp_path, text).startswith(message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import jsonschema
 import yaml
@@ -173,6 +173,22 @@ def _is_relative_inside(path: str) -> bool:
     return not pure.is_absolute() and ".." not in pure.parts and "\\" not in path
 
 
+def _control_characters(value: Any, where: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """Strings that hold a control character, with where they are (``description`` may span lines).
+    The schema's patterns cannot refuse them all: ``$`` also matches before a final newline, so
+    ``name: "a\\n"`` passed ``^[A-Za-z0-9][A-Za-z0-9._-]*$`` and made a folder name with a newline."""
+    if isinstance(value, str):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if where or key != "description":
+                yield from _control_characters(item, where + [key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _control_characters(item, where + [index])
+
+
 def load_manifest(path: Path) -> Manifest:
     """Load and check one manifest; every problem is a :class:`ManifestError` naming file and field."""
     path = Path(path).resolve()
@@ -209,6 +225,11 @@ def load_manifest(path: Path) -> Manifest:
                 where.append(extra[0])
                 raise fail(where, "unknown field (allowed: " + ", ".join(allowed) + ")")
         raise fail(where, error.message)
+
+    bad = next(_control_characters(data, []), None)
+    if bad is not None:
+        where, value = bad
+        raise fail(where, f"{value!r} holds a control character (a newline, tab, ...): write it on one line")
 
     base = path.parent
     repos: list[RepoSpec] = []
