@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import os
 import subprocess
@@ -11,11 +12,38 @@ from pathlib import Path
 from tools.corpora import REPO_ROOT
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m tools.convert`` for real, as a user would."""
+def cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+        unprivileged: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m tools.convert`` for real, as a user would. ``unprivileged``: as a user
+    bound by file modes (see :func:`without_file_powers`), to meet real permission errors."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run([sys.executable, "-m", "tools.convert", *args], cwd=cwd or REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=without_file_powers if unprivileged else None)
+
+
+_PR_CAPBSET_DROP = 24
+_FILE_POWERS = (1, 2, 3)   # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+
+
+def without_file_powers() -> None:
+    """In a child before exec: drop the capabilities that let root ignore file modes, so the
+    program (and its children) meet EACCES like any user. A no-op for a user without them."""
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in _FILE_POWERS:
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) is not permitted here")
+
+
+def can_drop_file_powers() -> bool:
+    """Whether :func:`without_file_powers` works here (it needs CAP_SETPCAP as root)."""
+    try:
+        subprocess.run(["true"], preexec_fn=without_file_powers, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
 
 
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:

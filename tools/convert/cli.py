@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.convert",
         description="Convert PyTorch / torch_npu code to MindSpore's mindtorch with declarative rules.",
         epilog="exit status: 0 done, 1 --check found changes, 2 bad arguments or rule files, "
-               "3 done but some files failed (see the report), 130 interrupted",
+               "3 done but some files failed (see the report; --check too: they could not be checked), "
+               "130 interrupted",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     mode = conv.add_mutually_exclusive_group()
     mode.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")
-    mode.add_argument("--check", action="store_true", help="exit 1 if anything would change; write nothing")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 if anything would change (3 if some files cannot be converted); write nothing")
     conv.add_argument("--report-dir", type=Path,
                       help="where to write change_list.csv, unsupported_api.csv, summary.json "
                            "(default: <tree>/.ms-convert/report)")
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args, console) -> int:
+    from .report import shown
     from .ruleset import load_rules
     from .runner import RunOptions, run
 
@@ -126,9 +129,17 @@ def _convert(args, console) -> int:
     ))
     if args.diff:
         sys.stdout.write(result.diff)
+    if args.quiet:   # the summary table is not printed: still say what went wrong, one line each
+        for f in result.summary["failures"]:
+            print(f"failed {shown(f['file'])}: {shown(f['reason'])}", file=sys.stderr)
+        for warning in result.summary["warnings"]:
+            print(f"warning: {shown(warning)}", file=sys.stderr)
+    failed = result.summary["files_failed"]
     if args.check:
         changed = [r.path for r in result.results if r.status == "changed"]
         for path in changed:
-            print(f"would convert {path}")
+            print(f"would convert {shown(path)}")
+        if failed:   # not a clean bill: these files could not be checked
+            return EXIT_FILE_FAILURES
         return EXIT_CHANGES if changed else EXIT_OK
-    return EXIT_FILE_FAILURES if result.summary["files_failed"] else EXIT_OK
+    return EXIT_FILE_FAILURES if failed else EXIT_OK

@@ -87,7 +87,15 @@ def write_reports(folder: Path, results: list[FileResult], unsupported: list[lis
     atomic_write(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=False).encode() + b"\n")
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal as one line: a file name with a newline, a control
+    character or bytes that are not UTF-8 (surrogate-escaped) is shown as a quoted Python string
+    literal, so one file is one line and nothing reaches the terminal as a control sequence."""
+    return text if text.isprintable() else repr(text)
+
+
 def print_summary(console, summary: dict, report_dir: Path | None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="conversion summary", show_header=False, title_justify="left")
@@ -106,14 +114,16 @@ def print_summary(console, summary: dict, report_dir: Path | None) -> None:
         table.add_row(label, str(value))
     console.print(table)
     for f in summary["failures"][:20]:
-        console.print(f"[red]failed[/red] {f['file']}: {f['reason']}")
+        console.print(f"[red]failed[/red] {escape(shown(f['file']))}: {escape(shown(f['reason']))}")
     if len(summary["failures"]) > 20:
         console.print(f"... and {len(summary['failures']) - 20} more failures (see summary.json)")
     for u in summary["unmatched_rules"]:
-        console.print(f"[yellow]drift[/yellow] {u['message']}")
+        console.print(f"[yellow]drift[/yellow] {escape(shown(u['message']))}")
     for root, info in summary.get("targets", {}).items():
         if not info.get("available"):
-            console.print(f"[yellow]note[/yellow] {root}: {info.get('error', 'not available')}; "
+            console.print(f"[yellow]note[/yellow] {escape(root)}: {escape(shown(info.get('error', 'not available')))}; "
                           "APIs it would provide are reported as unverified")
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning[/yellow] {escape(shown(warning))}")
     if report_dir is not None:
-        console.print(f"reports: {report_dir}")
+        console.print(f"reports: {escape(shown(str(report_dir)))}")

@@ -3,11 +3,12 @@ cache, report. Output is identical for any ``-j``: files are processed independe
 list is ordered by path."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import multiprocessing
 import os
 import resource
-import shutil
+import stat
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,13 +22,12 @@ from . import ENGINE_VERSION
 from .cache import Cache
 from .errors import UsageError
 from .fileconv import FileResult, convert_source, needs_parse, sha
-from .fsio import atomic_write
+from .fsio import Refused, atomic_copy, atomic_symlink, atomic_write, read_regular, replace_converted
 from .introspect import Introspector, check_target_path
 from .model import RuleSet
-from .report import print_summary, summarize, unsupported_rows, write_reports
-from .walk import walk_tree
+from .report import print_summary, shown, summarize, unsupported_rows, write_reports
+from .walk import STATE_DIR, Entry, walk_tree
 
-STATE_DIR = ".ms-convert"
 DEFAULT_MAX_FILE_SIZE = 8 * 1024 * 1024
 
 
@@ -95,15 +95,6 @@ def _work(item: tuple[str, bytes]) -> FileResult:
     return result
 
 
-def _state_dir(base: Path) -> Path:
-    folder = base / STATE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# created by tools.convert (cache and reports): never committed\n*\n")
-    return folder
-
-
 def _check_paths(root: Path, output: Path | None) -> None:
     if not root.exists():
         raise UsageError(f"{root}: no such file or directory")
@@ -140,158 +131,302 @@ def run(root: Path, rules: RuleSet, opts: RunOptions) -> RunResult:
     started = time.perf_counter()
     root = Path(root)
     _check_paths(root, opts.output)
-    target_path = check_target_path(opts.target_path)
-    writes = not (opts.diff or opts.check)
-    dest = opts.output if opts.output is not None else root
-    jobs = opts.jobs or os.cpu_count() or 1
-    cache_dir = opts.cache_dir
-    if opts.use_cache and cache_dir is None and writes:
-        cache_dir = _state_dir(dest) / "cache"
-    cache = Cache(cache_dir if opts.use_cache else None, rules.hash)
-    report_dir = opts.report_dir
-    if report_dir is None and writes:
-        report_dir = _state_dir(dest) / "report"
-
-    introspector = None
-    if opts.introspect:
-        introspector = Introspector({t.split(".")[0] for t in rules.import_map.values()},
-                                    (cache_dir / "introspect.json") if cache_dir and writes else None,
-                                    target_path)
+    conversion = _Conversion(root, rules, opts, check_target_path(opts.target_path))
     try:
-        return _run(root, rules, opts, started, writes, dest, jobs, cache, cache_dir, report_dir, introspector)
+        conversion.plan()
+        conversion.execute()
+        return conversion.finish(started)
     finally:
-        if introspector is not None:
-            introspector.close()
+        conversion.close()
 
 
-def _run(root, rules, opts, started, writes, dest, jobs, cache, cache_dir, report_dir, introspector) -> RunResult:
-    entries = walk_tree(root, opts.excludes)
-    results: dict[str, FileResult] = {}
-    todo: list[tuple[str, bytes]] = []
-    hits = 0
-    for e in entries:
-        src = root / e.relpath
-        if e.kind == "stale-tmp":
-            if writes and opts.output is None:
-                src.unlink(missing_ok=True)  # left by an interrupted run of ours
-            continue
-        if e.kind in ("symlink", "symlink-dir"):
-            if e.relpath.endswith(".py") or e.kind == "symlink-dir":
-                results[e.relpath] = FileResult(e.relpath, "skipped", reason=f"{e.kind.replace('-', 'ed ')} (not followed)"
-                                                if e.kind == "symlink-dir" else "symlink (not followed)")
-            if writes and opts.output is not None:
-                _copy_link(src, dest / e.relpath)
-            continue
-        if e.kind == "other":
-            if writes and opts.output is not None:
-                _copy_file(src, dest / e.relpath)
-            continue
-        if e.size > opts.max_file_size:
-            results[e.relpath] = FileResult(e.relpath, "skipped",
-                                            reason=f"too large ({e.size} bytes > --max-file-size {opts.max_file_size})")
-            if writes and opts.output is not None:
-                _copy_file(src, dest / e.relpath)
-            continue
+class _Conversion:
+    """One run in three steps. ``plan``: walk the tree, read each file, settle what needs no
+    conversion (skipped, unreadable, cached). ``execute``: convert the rest in the pool and write
+    each result. ``finish``: check the targets, write the reports. Every problem with one file
+    becomes that file's result; a cache or report that cannot be written is a warning."""
+
+    def __init__(self, root: Path, rules: RuleSet, opts: RunOptions, target_path: tuple[Path, ...]) -> None:
+        self.root, self.rules, self.opts = root, rules, opts
+        self.writes = not (opts.diff or opts.check)
+        self.in_place = self.writes and opts.output is None
+        self.copies = self.writes and opts.output is not None
+        self.dest = opts.output if opts.output is not None else root
+        self.jobs = opts.jobs or os.cpu_count() or 1
+        self.warnings: list[str] = []
+        self.results: dict[str, FileResult] = {}
+        self.todo: list[tuple[str, bytes]] = []
+        self.read_stats: dict[str, os.stat_result] = {}
+        self.hits = 0
+        self.diffs: list[str] = []
+        cache_dir, self.report_dir = opts.cache_dir, opts.report_dir
+        if self.writes and ((opts.use_cache and cache_dir is None) or self.report_dir is None):
+            state = self._state_dir()
+            if opts.use_cache and cache_dir is None and state is not None:
+                cache_dir = state / "cache"
+            if self.report_dir is None and state is not None:
+                self.report_dir = state / "report"
+        self.cache = Cache(cache_dir if opts.use_cache else None, rules.hash)
+        self.introspector = None
+        if opts.introspect:
+            self.introspector = Introspector({t.split(".")[0] for t in rules.import_map.values()},
+                                             (cache_dir / "introspect.json") if cache_dir and self.writes else None,
+                                             target_path)
+
+    def close(self) -> None:
+        if self.introspector is not None:
+            self.introspector.close()
+
+    def _state_dir(self) -> Path | None:
+        folder = self.dest / STATE_DIR
         try:
-            data = src.read_bytes()
+            folder.mkdir(parents=True, exist_ok=True)
+            ignore = folder / ".gitignore"
+            if not ignore.exists():
+                atomic_write(ignore, b"# created by tools.convert (cache and reports): never committed\n*\n")
         except OSError as exc:
-            results[e.relpath] = FileResult(e.relpath, "failed", reason=f"cannot read: {exc.strerror}")
-            continue
-        if not needs_parse(e.relpath, data, rules):
-            results[e.relpath] = FileResult(e.relpath, "skipped", reason="no trigger token")
-            if writes and opts.output is not None:
-                _copy_bytes(data, dest / e.relpath, src)
-            continue
+            self.warnings.append(f"cannot create {folder}: {exc.strerror}: no cache and no reports in this run "
+                                 "(give --cache-dir and --report-dir elsewhere)")
+            return None
+        return folder
+
+    # -- plan -----------------------------------------------------------------------------------
+    def plan(self) -> None:
+        if self.copies:
+            self._remove_stale_temps(self.dest)
+        for e in walk_tree(self.root, self.opts.excludes):
+            self._plan_entry(e)
+
+    def _remove_stale_temps(self, tree: Path) -> None:
+        """Temp files an interrupted run of ours left in ``tree`` (only ours: TMP_SUFFIX)."""
+        if not tree.is_dir():
+            return
+        for e in walk_tree(tree):
+            if e.kind == "stale-tmp":
+                try:
+                    (tree / e.relpath).unlink(missing_ok=True)
+                except OSError:
+                    pass   # reported as failed writes if it is in the way
+
+    def _plan_entry(self, e: Entry) -> None:
+        src = self.root / e.relpath
+        rel = e.relpath
+        if e.kind == "stale-tmp":
+            if self.in_place:
+                try:
+                    src.unlink(missing_ok=True)   # left by an interrupted run of ours
+                except OSError:
+                    pass
+        elif e.kind == "unreadable-dir":
+            self._set(FileResult(rel, "failed", reason=e.reason))
+        elif e.kind in ("symlink", "symlink-dir"):
+            if rel.endswith(".py") or e.kind == "symlink-dir":
+                what = "symlinked directory" if e.kind == "symlink-dir" else "symlink"
+                self._set(FileResult(rel, "skipped", reason=f"{what} (not followed)"))
+            if self.copies:
+                self._copy(rel, lambda: atomic_symlink(os.readlink(src), self.dest / rel))
+        elif e.kind == "special":
+            if rel.endswith(".py") or self.copies:
+                copied = " or copied" if self.copies else ""
+                self._set(FileResult(rel, "skipped", reason=f"not a regular file ({e.reason}): not read{copied}"))
+        elif e.kind == "other":
+            if self.copies:
+                self._copy(rel, lambda: _copy_file(src, self.dest / rel))
+        elif e.size > self.opts.max_file_size:
+            self._set(FileResult(rel, "skipped",
+                                 reason=f"too large ({e.size} bytes > --max-file-size {self.opts.max_file_size})"))
+            if self.copies:
+                self._copy(rel, lambda: _copy_file(src, self.dest / rel))
+        else:
+            self._plan_source(rel, src)
+
+    def _plan_source(self, rel: str, src: Path) -> None:
+        try:
+            data, st = read_regular(src)
+        except Refused as why:
+            self._set(FileResult(rel, "skipped", reason=str(why)))
+            return
+        except OSError as exc:
+            self._set(FileResult(rel, "failed", reason=f"cannot read: {exc.strerror}"))
+            return
+        mode = stat.S_IMODE(st.st_mode)
+        if not needs_parse(rel, data, self.rules):
+            self._set(FileResult(rel, "skipped", reason="no trigger token"))
+            if self.copies:
+                self._copy(rel, lambda: _copy_bytes(data, self.dest / rel, mode))
+            return
         digest = sha(data)
-        cached = cache.get(digest, e.relpath)
+        earlier = self.cache.written(rel, digest) if self.in_place else None
+        if earlier is not None:            # converted by an interrupted run of ours: report it
+            self.hits += 1
+            self._set(earlier)
+            return
+        cached = self.cache.get(rel, digest)
         if cached is not None and (cached.status != "changed" or
-                                   (opts.output is not None and _has_sha(dest / e.relpath, cached.new_sha))):
-            cache.keep(digest)
+                                   (self.copies and _has_sha(self.dest / rel, cached.new_sha))):
+            self.cache.keep(rel, digest)
             if cached.new_sha:
-                cache.keep(cached.new_sha)
-            hits += 1
-            results[e.relpath] = cached
-            if writes and opts.output is not None and cached.status != "changed":
-                _copy_bytes(data, dest / e.relpath, src)
-            continue
-        todo.append((e.relpath, data))
+                self.cache.keep(rel, cached.new_sha)
+            self.hits += 1
+            self._set(cached)
+            if self.copies and cached.status != "changed":
+                self._copy(rel, lambda: _copy_bytes(data, self.dest / rel, mode))
+            return
+        self.read_stats[rel] = st
+        self.todo.append((rel, data))
 
-    console = opts.console
-    progress = None
-    if opts.progress and console is not None and todo:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[file]}"), console=console, transient=True)
-        task = progress.add_task("convert", total=len(todo), file="")
-        progress.start()
-    diffs: list[str] = []
-    originals = dict(todo)
-    try:
-        for res in _pool_results(todo, rules, jobs):
-            results[res.path] = res
-            cache.put(res)
-            if res.fixed_point is not None:
-                fp = FileResult.from_json(res.fixed_point)
-                cache.put(fp)
-            if res.status == "changed":
-                if opts.diff:
-                    diffs.append(_unified(res.path, originals[res.path], res.new_data))
-                if writes:
-                    atomic_write(dest / res.path, res.new_data, mode_from=root / res.path)
-            elif writes and opts.output is not None:
-                _copy_bytes(originals[res.path], dest / res.path, root / res.path)
-            res.new_data = None
+    def _set(self, result: FileResult) -> None:
+        self.results[result.path] = result
+
+    def _copy(self, rel: str, copy) -> None:
+        """A copy into the output tree; a failure makes ``rel`` a failed file."""
+        try:
+            copy()
+        except Refused as why:
+            self._set(FileResult(rel, "skipped", reason=str(why)))
+        except OSError as exc:
+            self._fail(self.results.get(rel) or FileResult(rel, "failed"), f"cannot copy: {_why(exc)}")
+
+    def _fail(self, result: FileResult, reason: str) -> None:
+        self._set(dataclasses.replace(result, status="failed", reason=reason, changes=[], new_sha="",
+                                      new_data=None, fixed_point=None))
+
+    # -- execute --------------------------------------------------------------------------------
+    def execute(self) -> None:
+        finished = False
+        progress = task = None
+        if self.opts.progress and self.opts.console is not None and self.todo:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("{task.fields[file]}"), console=self.opts.console, transient=True)
+            task = progress.add_task("convert", total=len(self.todo), file="")
+            progress.start()
+        originals = dict(self.todo)
+        try:
+            for res in _pool_results(self.todo, self.rules, self.jobs):
+                self._settle(res, originals[res.path])
+                if progress is not None:
+                    progress.update(task, advance=1, file=shown(res.path[-60:]))
+            finished = True
+        finally:
             if progress is not None:
-                progress.update(task, advance=1, file=res.path[-60:])
-    finally:
-        if progress is not None:
-            progress.stop()
-        if writes:
-            cache.save()
+                progress.stop()
+            if self.writes:
+                try:
+                    self.cache.save(finished)
+                except OSError as exc:
+                    self.warnings.append(f"cannot save the cache in {self.cache.folder}: {_why(exc)} "
+                                         "(the next run converts everything again)")
 
-    ordered = [results[k] for k in sorted(results)]
-    retarget = rules.retarget
-    targets = {retarget(u[0]) for r in ordered for u in r.uses if u[3] == "retargeted"}
-    available: dict[str, bool] = {}
-    modules: dict = {}
-    if introspector is not None and targets:
-        available, modules = introspector.provided(targets)
-    unsupported = unsupported_rows(ordered, available, retarget)
-    unmatched = _unmatched(rules, ordered)
-    summary = summarize(ordered, available, modules, retarget, unmatched=unmatched, unsupported_count=len(unsupported),
-                        extra={"engine_version": ENGINE_VERSION, "rules_hash": rules.hash,
-                               "rule_files": list(rules.files), "root": str(root),
-                               "output": str(opts.output) if opts.output else None, "jobs": jobs,
-                               "cache_hits": hits,
-                               "worker_peak_rss_mb": round(max((r.worker_rss_kb for r in ordered), default=0) / 1024, 1)})
-    summary = {**summary, "elapsed_s": round(time.perf_counter() - started, 3)}
-    if report_dir is not None:
-        write_reports(report_dir, ordered, unsupported, summary)
-    if console is not None:
-        print_summary(console, summary, report_dir)
-    return RunResult(summary, report_dir, ordered, "".join(sorted(diffs)))
+    def _settle(self, res: FileResult, original: bytes) -> None:
+        """Record, cache and write the result of one conversion."""
+        self._set(res)
+        self.cache.put(res)
+        fixed = res.fixed_point
+        if fixed is not None:
+            self.cache.put(FileResult.from_json(fixed))
+        data, res.new_data = res.new_data, None
+        target = self.dest / res.path
+        try:
+            if res.status == "changed":
+                if self.opts.diff:
+                    self.diffs.append(_unified(res.path, original, data))
+                if self.writes:
+                    self._record(res, fixed)
+                    st = self.read_stats[res.path]
+                    if self.in_place:
+                        replace_converted(target, data, read_stat=st, read_sha=res.sha)
+                    else:
+                        atomic_write(target, data, mode=stat.S_IMODE(st.st_mode))
+            elif self.copies:
+                _copy_bytes(original, target, stat.S_IMODE(self.read_stats[res.path].st_mode))
+        except Refused as why:
+            self._fail(res, str(why))
+        except OSError as exc:
+            self._fail(res, f"cannot write: {_why(exc)}")
+
+    def _record(self, res: FileResult, fixed: dict | None) -> None:
+        try:
+            self.cache.record_write(res, fixed)
+        except OSError as exc:
+            self.warnings.append(f"cannot record progress in {self.cache.journal_path}: {_why(exc)} "
+                                 "(if this run is interrupted, the next one reports only its own changes)")
+            self.cache.journal_path = None
+
+    # -- finish ---------------------------------------------------------------------------------
+    def finish(self, started: float) -> RunResult:
+        ordered = [self.results[k] for k in sorted(self.results)]
+        rules = self.rules
+        retarget = rules.retarget
+        targets = {retarget(u[0]) for r in ordered for u in r.uses if u[3] == "retargeted"}
+        available: dict[str, bool] = {}
+        modules: dict = {}
+        if self.introspector is not None and targets:
+            available, modules = self.introspector.provided(targets)
+        unsupported = unsupported_rows(ordered, available, retarget)
+        opts = self.opts
+        summary = summarize(ordered, available, modules, retarget, unmatched=_unmatched(rules, ordered),
+                            unsupported_count=len(unsupported),
+                            extra={"engine_version": ENGINE_VERSION, "rules_hash": rules.hash,
+                                   "rule_files": list(rules.files), "root": str(self.root),
+                                   "output": str(opts.output) if opts.output else None, "jobs": self.jobs,
+                                   "cache_hits": self.hits,
+                                   "worker_peak_rss_mb": round(max((r.worker_rss_kb for r in ordered), default=0)
+                                                               / 1024, 1)})
+        summary = {**summary, "elapsed_s": round(time.perf_counter() - started, 3)}
+        report_dir = self.report_dir
+        if report_dir is not None:
+            try:
+                write_reports(report_dir, ordered, unsupported, {**summary, "warnings": self.warnings})
+            except OSError as exc:
+                self.warnings.append(f"cannot write the reports to {report_dir}: {_why(exc)}")
+                report_dir = None
+        summary["warnings"] = self.warnings
+        if opts.console is not None:
+            print_summary(opts.console, summary, report_dir)
+        return RunResult(summary, report_dir, ordered, "".join(sorted(self.diffs)))
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _unmatched(rules: RuleSet, results: list[FileResult]) -> list[dict]:
-    """Scoped rules that matched nowhere in their target: upstream drift, never silent."""
+    """Scoped rules that did not match in their target: upstream drift, never silent.
+
+    A rule file is written for one upstream (megatron_core.yaml: Megatron-LM). When the tree has no
+    target file of any scoped rule of that file, it is not that upstream and nothing drifted (the
+    default rules convert any tree). Once one target exists, a rule whose file is missing (moved or
+    renamed upstream) or where the rule did not match is drift."""
     considered: dict[str, list[str]] = {}
     matched: set[str] = set()
     for r in results:
         for rid in r.scoped_considered:
             considered.setdefault(rid, []).append(r.path)
         matched.update(r.scoped_matched)
+    by_path = {r.path: r for r in results}
+    targets = {rule.id: [p for p in by_path if rule.applies_to(p)] for rule in rules.scoped}
+    present = {_rule_file(rule) for rule in rules.scoped if targets[rule.id]}
     out = []
     for rule in rules.scoped:
-        if rule.id in matched:
+        if rule.id in matched or _rule_file(rule) not in present:
             continue
         what = f"{rule.action} {rule.match or ''}".strip()
         scope = f" in {rule.within}" if rule.within else ""
-        where = ", ".join(considered.get(rule.id, [])) or f"{rule.path} (no such file)"
+        where = ", ".join(considered.get(rule.id, []))
+        if not where:
+            where = ", ".join(f"{p} ({by_path[p].status}: {by_path[p].reason})" for p in targets[rule.id])
+        where = where or f"{rule.path} (no such file)"
         hint = (" (its body is not the one the rule was written for: re-check the rule, then update "
                 "expect_body with `rules fingerprint`)") if rule.expect_body and rule.id in considered else ""
         out.append({"rule": rule.id, "path": rule.path,
                     "message": f"rule {rule.id} ({what}{scope}) did not match in {where}{hint}"})
     return out
+
+
+def _rule_file(rule) -> str:
+    """The rule file a rule comes from (its origin is ``<file>:scoped[<i>]``)."""
+    return rule.origin.rsplit(":", 1)[0]
 
 
 def _unified(path: str, old: bytes, new: bytes) -> str:
@@ -302,18 +437,18 @@ def _unified(path: str, old: bytes, new: bytes) -> str:
 
 def _has_sha(path: Path, digest: str) -> bool:
     try:
-        return sha(path.read_bytes()) == digest
-    except OSError:
+        return sha(read_regular(path)[0]) == digest
+    except (OSError, Refused):
         return False
 
 
-def _copy_bytes(data: bytes, target: Path, source: Path) -> None:
+def _copy_bytes(data: bytes, target: Path, mode: int) -> None:
     try:
-        if target.read_bytes() == data:
+        if read_regular(target)[0] == data:
             return
-    except OSError:
+    except (OSError, Refused):
         pass
-    atomic_write(target, data, mode_from=source)
+    atomic_write(target, data, mode=mode)
 
 
 def _copy_file(source: Path, target: Path) -> None:
@@ -323,17 +458,4 @@ def _copy_file(source: Path, target: Path) -> None:
             return
     except OSError:
         pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.copy.ms-convert.tmp")
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
-
-
-def _copy_link(source: Path, target: Path) -> None:
-    link = os.readlink(source)
-    if target.is_symlink() and os.readlink(target) == link:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        target.unlink()
-    os.symlink(link, target)
+    atomic_copy(source, target)

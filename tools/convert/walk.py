@@ -1,26 +1,35 @@
-"""Find the files of a tree: never following symlinks out of it, never looping."""
+"""Find the files of a tree: never following symlinks out of it, never looping, never losing a
+folder silently (one that cannot be listed is an entry of its own, with the reason)."""
 from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ms-convert-cache", ".ms-workspace"}
+STATE_DIR = ".ms-convert"   # the engine's own cache and reports: never converted, never copied
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", STATE_DIR, ".ms-workspace"}
 TMP_SUFFIX = ".ms-convert.tmp"
 
 
 @dataclass
 class Entry:
     relpath: str
-    kind: str          # py | other | symlink | symlink-dir | stale-tmp
+    kind: str          # py | other | symlink | symlink-dir | special | unreadable-dir | stale-tmp
     size: int = 0
+    reason: str = ""   # special: what it is; unreadable-dir: why it could not be listed
 
 
 def walk_tree(root: Path, excludes: tuple[str, ...] = ()) -> list[Entry]:
     """All entries below ``root`` in sorted order (so every ``-j`` sees the same order)."""
     out: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        rel = os.path.relpath(exc.filename, root).replace(os.sep, "/") if exc.filename else "."
+        out.append(Entry(rel, "unreadable-dir", reason=f"cannot read directory: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         keep = []
@@ -35,19 +44,35 @@ def walk_tree(root: Path, excludes: tuple[str, ...] = ()) -> list[Entry]:
         dirnames[:] = keep
         for f in sorted(filenames):
             rel = rel_dir + f
-            full = os.path.join(dirpath, f)
             if f.endswith(TMP_SUFFIX):
                 out.append(Entry(rel, "stale-tmp"))
-            elif _excluded(rel, excludes):
                 continue
-            elif os.path.islink(full):
+            if _excluded(rel, excludes):
+                continue
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                continue          # removed since the folder was listed
+            except OSError as exc:
+                out.append(Entry(rel, "special", reason=f"cannot stat: {exc.strerror}"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
                 out.append(Entry(rel, "symlink"))
-            elif f.endswith(".py"):
-                out.append(Entry(rel, "py", os.lstat(full).st_size))
+            elif not stat.S_ISREG(st.st_mode):
+                out.append(Entry(rel, "special", reason=file_kind(st.st_mode)))
             else:
-                out.append(Entry(rel, "other", os.lstat(full).st_size))
+                out.append(Entry(rel, "py" if f.endswith(".py") else "other", st.st_size))
     out.sort(key=lambda e: e.relpath)
     return out
+
+
+_KINDS = {stat.S_IFIFO: "named pipe", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+          stat.S_IFBLK: "block device", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is (``'named pipe'``, ``'socket'``, ...), for the reports."""
+    return _KINDS.get(stat.S_IFMT(mode), "special file")
 
 
 def _excluded(rel: str, excludes: tuple[str, ...]) -> bool:
