@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from conftest import REPO_ROOT, World, commit_files, git, make_patch
+from conftest import REPO_ROOT, World, commit_files, git, make_patch, make_upstream
 
 # Printed in the same shell before and after `source`: must not change.
 SHELL_SNAPSHOT = 'echo "OPTS[$-]"; set +o; shopt -p; trap -p; declare -F | grep __ms_ws_ || true; pwd'
@@ -474,3 +474,22 @@ def test_under_set_e_a_failing_source_is_handled_by_the_caller_as_documented(wor
     handled = world.source(world.std_args(bad) + ' || echo "HANDLED $?"', pre="set -e", post='echo "OPTS[$-]"')
     assert "HANDLED 2\n" in handled.stdout and handled.alive == 0, handled
     assert "e" in handled.stdout.split("OPTS[", 1)[1].split("]")[0]
+
+
+def test_files_the_conversion_could_not_convert_are_noted_on_every_run(world: World) -> None:
+    """A file the engine cannot parse stays as upstream wrote it; the stage is still 'converted',
+    so the run says how many files failed and where the reasons are, each time it runs."""
+    legacy = world.upstream / "legacy"
+    world.pins["legacy"], _ = make_upstream(legacy, {
+        "legacy/__init__.py": "import torch\n",
+        "legacy/py2.py": "import torch\nprint 'python 2'\n"}, "v1")
+    git(world.root, "clone", "-q", "--bare", str(legacy), str(world.mirror / "legacy.git"))
+    manifest = world.write_manifest([world.git_repo("legacy", rules=True)])
+    note = (f"note: legacy: 1 file(s) could not be converted and are as upstream wrote them; which and why: "
+            f"{world.ws}/.ms-workspace/reports/legacy/summary.json (failures)")
+    for _ in range(2):
+        result = world.source(world.std_args(manifest))
+        assert result.alive == 0, result
+        assert note in " ".join(result.stderr.split()), result.stderr
+    assert world.state()["repos"]["legacy"]["stages"]["converted"]["files_failed"] == 1
+    assert (world.ws / "legacy" / "legacy" / "py2.py").read_text() == "import torch\nprint 'python 2'\n"

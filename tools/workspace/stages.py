@@ -210,6 +210,10 @@ class RepoRunner:
                     conv = record.converted
                     self.outcome.files_changed, self.outcome.unsupported = conv.files_changed, conv.unsupported
                     self.outcome.files_failed, self.outcome.report_dir = conv.files_failed, conv.report_dir
+                    if conv.files_failed:  # said on every run: the table's "converted" is not the whole story
+                        self.outcome.notes.append(
+                            f"{conv.files_failed} file(s) could not be converted and are as upstream wrote them; "
+                            f"which and why: {conv.report_dir}/summary.json (failures)")
         return self.outcome
 
     def _run(self) -> None:
