@@ -119,6 +119,35 @@ def atomic_symlink(link: str, target: Path) -> None:
         raise
 
 
+def holds(path: Path, digest: str) -> bool:
+    """Whether ``path`` is a regular file whose content has the sha256 ``digest``."""
+    try:
+        return hashlib.sha256(read_regular(path)[0]).hexdigest() == digest
+    except (OSError, Refused):
+        return False
+
+
+def write_if_different(path: Path, data: bytes, mode: int) -> None:
+    """:func:`atomic_write`, unless ``path`` already holds ``data`` (a re-run into an output tree)."""
+    try:
+        if read_regular(path)[0] == data:
+            return
+    except (OSError, Refused):
+        pass
+    atomic_write(path, data, mode=mode)
+
+
+def copy_if_newer(source: Path, target: Path) -> None:
+    """:func:`atomic_copy`, unless ``target`` has the same size and is not older."""
+    try:
+        st_s, st_t = os.stat(source), os.stat(target)
+        if st_s.st_size == st_t.st_size and st_s.st_mtime_ns <= st_t.st_mtime_ns:
+            return
+    except OSError:
+        pass
+    atomic_copy(source, target)
+
+
 def replace_converted(path: Path, data: bytes, *, read_stat: os.stat_result, read_sha: str) -> None:
     """The in-place write of a converted file that was read with stat ``read_stat`` and had
     content hash ``read_sha``. Keeps its mode and owner; raises :class:`Refused` for a hard-linked

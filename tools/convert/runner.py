@@ -22,7 +22,8 @@ from . import ENGINE_VERSION
 from .cache import Cache
 from .errors import UsageError
 from .fileconv import FileResult, convert_source, needs_parse, sha
-from .fsio import Refused, atomic_copy, atomic_symlink, atomic_write, read_regular, replace_converted
+from .fsio import (Refused, atomic_symlink, atomic_write, copy_if_newer, holds, read_regular, replace_converted,
+                   write_if_different)
 from .introspect import Introspector, check_target_path
 from .model import RuleSet
 from .report import print_summary, shown, summarize, unsupported_rows, write_reports
@@ -231,12 +232,12 @@ class _Conversion:
                 self._set(FileResult(rel, "skipped", reason=f"not a regular file ({e.reason}): not read{copied}"))
         elif e.kind == "other":
             if self.copies:
-                self._copy(rel, lambda: _copy_file(src, self.dest / rel))
+                self._copy(rel, lambda: copy_if_newer(src, self.dest / rel))
         elif e.size > self.opts.max_file_size:
             self._set(FileResult(rel, "skipped",
                                  reason=f"too large ({e.size} bytes > --max-file-size {self.opts.max_file_size})"))
             if self.copies:
-                self._copy(rel, lambda: _copy_file(src, self.dest / rel))
+                self._copy(rel, lambda: copy_if_newer(src, self.dest / rel))
         else:
             self._plan_source(rel, src)
 
@@ -253,7 +254,7 @@ class _Conversion:
         if not needs_parse(rel, data, self.rules):
             self._set(FileResult(rel, "skipped", reason="no trigger token"))
             if self.copies:
-                self._copy(rel, lambda: _copy_bytes(data, self.dest / rel, mode))
+                self._copy(rel, lambda: write_if_different(self.dest / rel, data, mode))
             return
         digest = sha(data)
         earlier = self.cache.written(rel, digest) if self.in_place else None
@@ -263,14 +264,14 @@ class _Conversion:
             return
         cached = self.cache.get(rel, digest)
         if cached is not None and (cached.status != "changed" or
-                                   (self.copies and _has_sha(self.dest / rel, cached.new_sha))):
+                                   (self.copies and holds(self.dest / rel, cached.new_sha))):
             self.cache.keep(rel, digest)
             if cached.new_sha:
                 self.cache.keep(rel, cached.new_sha)
             self.hits += 1
             self._set(cached)
             if self.copies and cached.status != "changed":
-                self._copy(rel, lambda: _copy_bytes(data, self.dest / rel, mode))
+                self._copy(rel, lambda: write_if_different(self.dest / rel, data, mode))
             return
         self.read_stats[rel] = st
         self.todo.append((rel, data))
@@ -339,7 +340,7 @@ class _Conversion:
                     else:
                         atomic_write(target, data, mode=stat.S_IMODE(st.st_mode))
             elif self.copies:
-                _copy_bytes(original, target, stat.S_IMODE(self.read_stats[res.path].st_mode))
+                write_if_different(target, original, stat.S_IMODE(self.read_stats[res.path].st_mode))
         except Refused as why:
             self._fail(res, str(why))
         except OSError as exc:
@@ -433,29 +434,3 @@ def _unified(path: str, old: bytes, new: bytes) -> str:
     a = old.decode("utf-8", "replace").splitlines(keepends=True)
     b = new.decode("utf-8", "replace").splitlines(keepends=True)
     return "".join(difflib.unified_diff(a, b, f"a/{path}", f"b/{path}"))
-
-
-def _has_sha(path: Path, digest: str) -> bool:
-    try:
-        return sha(read_regular(path)[0]) == digest
-    except (OSError, Refused):
-        return False
-
-
-def _copy_bytes(data: bytes, target: Path, mode: int) -> None:
-    try:
-        if read_regular(target)[0] == data:
-            return
-    except (OSError, Refused):
-        pass
-    atomic_write(target, data, mode=mode)
-
-
-def _copy_file(source: Path, target: Path) -> None:
-    try:
-        st_s, st_t = source.stat(), target.stat()
-        if st_s.st_size == st_t.st_size and st_s.st_mtime_ns <= st_t.st_mtime_ns:
-            return
-    except OSError:
-        pass
-    atomic_copy(source, target)
