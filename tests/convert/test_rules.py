@@ -3,11 +3,13 @@ file, the line and the field."""
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from tools.convert.errors import RuleError
+from tools.convert.fileconv import convert_source
 from tools.convert.ruleset import DEFAULT_RULES_DIR, load_rules
 
 
@@ -84,6 +86,66 @@ BAD = {
             target: mindtorch.zeros
             defaults: {device: "import os"}
         """, 6, "apis[0].defaults.device", "cannot parse as an expression"),
+    "comment in a replacement": ("""\
+        version: 1
+        scoped:
+          - id: SC001
+            path: a.py
+            action: replace_call
+            match: torch.cuda.current_device
+            replace: "torch.npu.current_device  #"
+            reason: test
+        """, 7, "scoped[0].replace", "contains a comment ('#')"),
+    "comment after a replacement expression": ("""\
+        version: 1
+        scoped:
+          - id: SC001
+            path: a.py
+            action: replace_expr
+            match: torch.cuda.is_available()
+            replace: "False  # no CUDA here"
+            reason: test
+        """, 7, "scoped[0].replace", "contains a comment"),
+    "comment in a default": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+            target: mindtorch.zeros
+            defaults: {device: "'cpu' # the host"}
+        """, 6, "apis[0].defaults.device", "contains a comment"),
+    "a literal as the new callee": ("""\
+        version: 1
+        scoped:
+          - id: SC001
+            path: a.py
+            action: replace_call
+            match: torch.cuda.synchronize
+            replace: "None"
+            reason: test
+        """, 7, "scoped[0].replace", "callable expression"),
+    "duplicate key": ("""\
+        version: 1
+        imports:
+          - id: IMP901
+            module: torch
+            target: mindtorch
+            target: mindspore
+        """, 6, "", "duplicate key 'target' (first given at line 5)"),
+    "duplicate top-level key": ("""\
+        version: 1
+        imports: []
+        apis: []
+        imports:
+          - {id: IMP901, module: torch, target: mindtorch}
+        """, 4, "", "duplicate key 'imports' (first given at line 2)"),
+    "alias": ("""\
+        version: 1
+        imports:
+          - &rule {id: IMP901, module: torch, target: mindtorch}
+          - *rule
+        """, 4, "", "alias *rule is not allowed"),
+    "deep nesting": ("version: 1\ndescription: " + "[" * 100 + "]" * 100 + "\n", 2, "", "nested more than 64"),
 }
 
 
@@ -135,3 +197,59 @@ def test_select_and_ignore_by_family_prefix_and_id():
 def test_shipped_rules_are_valid_and_hash_is_stable():
     assert DEFAULT_RULES_DIR.is_dir()
     assert load_rules().hash == load_rules([DEFAULT_RULES_DIR]).hash
+
+
+def test_an_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path):
+    """510 bytes of nested aliases took 55 s and 3 GB to load, and a 528-byte one printed a 312 MB
+    error (the schema error quoted the expanded value)."""
+    lines = ["version: 1", 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    lines.append("imports: *l8")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 600
+    started = time.monotonic()
+    with pytest.raises(RuleError) as info:
+        load_rules([path])
+    assert time.monotonic() - started < 2
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: alias *l0 is not allowed") and len(message) < 400 and "\n" not in message
+
+
+def test_an_error_quoting_a_huge_value_stays_short(tmp_path):
+    path = _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch, target: '" + "x." * 50_000 + "'}\n")
+    with pytest.raises(RuleError) as info:
+        load_rules([path])
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: imports[0].target: ") and len(message) < 500 and "\n" not in message
+
+
+def test_a_non_atomic_callee_replacement_keeps_its_meaning(tmp_path):
+    """``replace: a if b else c`` for a callee gave ``a if b else c(x)`` (it compiles: c is called)."""
+    path = _write(tmp_path, """\
+        version: 1
+        scoped:
+          - id: SC001
+            path: m.py
+            action: replace_call
+            match: torch.cuda.synchronize
+            replace: |
+              npu_sync if ON_NPU else host_sync
+            reason: test
+        """)
+    rules = load_rules([path])
+    assert rules.scoped[0].replace == "npu_sync if ON_NPU else host_sync"   # the block scalar's newline is dropped
+    result = convert_source("m.py", b"import torch\ntorch.cuda.synchronize(0); x = 1\n", rules)
+    assert result.status == "changed", result.reason
+    assert result.new_data == b"import torch\n(npu_sync if ON_NPU else host_sync)(0); x = 1\n"
+    assert convert_source("m.py", result.new_data, rules).status == "unchanged"
+
+
+def test_shipped_rule_files_load_with_the_strict_loader():
+    import yaml
+
+    from tools.yamlpath import load
+
+    for path in sorted(DEFAULT_RULES_DIR.glob("*.yaml")):
+        text = path.read_text()
+        assert load(text, path)[0] == yaml.safe_load(text)

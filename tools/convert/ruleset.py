@@ -1,14 +1,17 @@
 """Load, validate and select rule files.
 
-Rule files are parsed with ``yaml.safe_load`` and checked against :data:`schema.RULE_FILE_SCHEMA`,
-then semantically (ids unique, source snippets parse, targets are not themselves mapped, named
-transforms exist). The first problem stops the load with one line naming file, line and field.
+Rule files are parsed with :func:`tools.yamlpath.load` (``yaml.safe_load``'s semantics, without
+duplicate keys or aliases) and checked against :data:`schema.RULE_FILE_SCHEMA`, then semantically
+(ids unique, source snippets parse as what their action needs, text spliced into a line has no
+comment, targets are not themselves mapped, named transforms exist). The first problem stops the load with one line naming file, line and field.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
+import tokenize
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -16,7 +19,8 @@ from typing import Any, Iterable, Sequence
 import jsonschema
 import yaml
 
-from tools.yamlpath import compose, field_name, line_of
+from tools.yamlpath import YamlError, field_name, line_of, one_line
+from tools.yamlpath import load as load_yaml
 
 from . import ENGINE_VERSION
 from .errors import RuleError
@@ -27,13 +31,13 @@ DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 
 class _FileCtx:
-    def __init__(self, path: Path, text: str) -> None:
-        self.path, self.text = path, text
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path, self.root = path, root
 
     def error(self, where: Sequence[Any], message: str) -> RuleError:
-        line = line_of(compose(self.text), where)
+        line = line_of(self.root, where)
         loc = f"{self.path}:{line}" if line else str(self.path)
-        return RuleError(f"{loc}: {field_name(where)}: {message}")
+        return RuleError(f"{loc}: {field_name(where)}: {one_line(message, 300)}")
 
 
 def _check_source(ctx: _FileCtx, where: list, source: str, mode: str) -> None:
@@ -42,6 +46,21 @@ def _check_source(ctx: _FileCtx, where: list, source: str, mode: str) -> None:
     except SyntaxError as exc:
         kind = "an expression" if mode == "eval" else "statements"
         raise ctx.error(where, f"cannot parse as {kind}: {exc.msg}") from None
+
+
+def _check_inline(ctx: _FileCtx, where: list, source: str) -> None:
+    """Source text spliced into the middle of a line (a replacement expression, a default) must be
+    one expression and nothing else: a comment in it would turn the rest of that line into a
+    comment, and the result would still compile."""
+    _check_source(ctx, where, source, "eval")
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            raise ctx.error(where, f"contains a comment ({tok.string!r}); text inserted into a line may not "
+                            "have one (it would comment out the rest of that line): remove it")
+
+
+_NOT_CALLABLE = (ast.Constant, ast.JoinedStr, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp,
+                 ast.DictComp, ast.GeneratorExp)
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -55,14 +74,12 @@ def _load_file(path: Path) -> tuple[_FileCtx, dict]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(f"{path}: cannot read rule file: {exc}") from None
-    ctx = _FileCtx(path, text)
+        raise RuleError(f"{path}: cannot read rule file: {one_line(str(exc))}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RuleError(f"{loc}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        data, root = load_yaml(text, path)
+    except YamlError as exc:
+        raise RuleError(str(exc)) from None
+    ctx = _FileCtx(path, root)
     if not isinstance(data, dict):
         raise RuleError(f"{path}:1: (top level): a rule file is a mapping with 'version: 1' and rule lists")
     errors = sorted(jsonschema.Draft202012Validator(RULE_FILE_SCHEMA).iter_errors(data),
@@ -108,7 +125,7 @@ def _parse_rules(ctx: _FileCtx, data: dict) -> list:
         for name, value in (item.get("defaults") or {}).items():
             src = value if isinstance(value, str) else json.dumps(value).replace("true", "True").replace(
                 "false", "False").replace("null", "None")
-            _check_source(ctx, [*where, "defaults", name], src, "eval")
+            _check_inline(ctx, [*where, "defaults", name], src)
             if not _is_dotted(src):
                 try:
                     ast.literal_eval(src)
@@ -132,7 +149,11 @@ def _parse_rules(ctx: _FileCtx, data: dict) -> list:
         if action == "remove_stmt":
             _check_source(ctx, [*where, "match"], item["match"], "exec")
         if action in ("replace_call", "replace_expr"):
-            _check_source(ctx, [*where, "replace"], item["replace"], "eval")
+            item = dict(item, replace=item["replace"].strip())   # a YAML block scalar's final newline
+            _check_inline(ctx, [*where, "replace"], item["replace"])
+        if action == "replace_call" and isinstance(ast.parse(item["replace"], mode="eval").body, _NOT_CALLABLE):
+            raise ctx.error([*where, "replace"], "replace_call replaces the called function: give a callable "
+                            "expression such as torch.npu.synchronize, not a literal")
         if action in ("insert_import", "replace_body"):
             _check_source(ctx, [*where, "replace"], item["replace"], "exec")
         if action == "insert_import":

@@ -118,14 +118,22 @@ def scoped_edits(ctx: FileContext, rules: list[ScopedRule]) -> tuple[list[Edit],
     return edits, matched
 
 
+def _inline(source: str) -> tuple[ast.expr, str]:
+    """An expression and the text that puts it in place of another one: parenthesized unless atomic,
+    so ``a if b else c`` replacing a callee or an operand keeps its meaning."""
+    expr = ast.parse(source, mode="eval").body
+    return expr, source if isinstance(expr, _ATOMIC) else f"({source})"
+
+
 def _replace_call(ctx, rule, scopes, m) -> list[Edit] | None:
     edits, applied = [], False
-    done = _dump(ast.parse(rule.replace, mode="eval").body)
+    replacement, text = _inline(rule.replace)
+    done = _dump(replacement)
     for node in _walk(scopes):
         if isinstance(node, ast.Call):
             if m.resolves_to(node.func, rule.match):
                 start, end = ctx.idx.span(node.func)
-                edits.append(_edit(ctx, rule, start, end, rule.replace, node.lineno, node.end_lineno,
+                edits.append(_edit(ctx, rule, start, end, text, node.lineno, node.end_lineno,
                                    f"call {rule.match} -> {rule.replace}"))
             elif _dump(node.func) == done:
                 applied = True
@@ -134,9 +142,8 @@ def _replace_call(ctx, rule, scopes, m) -> list[Edit] | None:
 
 def _replace_expr(ctx, rule, scopes, m) -> list[Edit] | None:
     pattern = ast.parse(rule.match, mode="eval").body
-    want, done = _dump(pattern), _dump(ast.parse(rule.replace, mode="eval").body)
-    replacement = ast.parse(rule.replace, mode="eval").body
-    text = rule.replace if isinstance(replacement, _ATOMIC) else f"({rule.replace})"
+    replacement, text = _inline(rule.replace)
+    want, done = _dump(pattern), _dump(replacement)
     edits, applied = [], False
     for node in _walk(scopes):
         if isinstance(node, ast.expr) and type(node) is type(pattern) and _dump(node) == want:
