@@ -41,6 +41,19 @@ def test_every_family_has_fixtures():
     assert {p.parent.name for p in CASES} >= {"imports", "apis", "scoped", "transforms", "shipped"}
 
 
+def test_every_shipped_rule_has_a_fixture_case():
+    """A rule added to rules/ without a case in fixtures/shipped/ (one that it edits, or reports)
+    fails here: its before/after is what documents and guards it."""
+    rules = load_rules([SHIPPED_RULES])
+    exercised: set[str] = set()
+    for case in CASES:
+        if case.parent.name == "shipped":
+            _original, result = _convert(case)
+            exercised |= {c[4] for c in result.changes} | {u[4] for u in result.uses if u[4]}
+    missing = sorted(r.id for r in rules.all_rules() if r.id not in exercised)
+    assert not missing, f"shipped rules without a case in {FIXTURES / 'shipped'}: {', '.join(missing)}"
+
+
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_fixture_converts_to_expected(case: Path):
     expected = case.with_name(case.name.replace(".in.py", ".out.py")).read_bytes()
