@@ -293,3 +293,25 @@ def test_default_rules_report_no_drift_on_a_tree_that_is_not_megatron(tmp_path, 
     result = _convert(root, rules, use_cache=False, report_dir=tmp_path / "rep")
     assert result.summary["unmatched_rules"] == []
     assert read_summary(tmp_path / "rep")["unmatched_rules"] == []
+
+
+def test_a_file_name_that_is_not_utf8_is_converted_and_reported(tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    raw = os.fsencode(root) + b"/caf\xe9.py"      # latin-1 bytes: not UTF-8
+    with open(raw, "wb") as fh:
+        fh.write(GOOD)
+    done = cli("convert", str(root), *FAST)
+    assert done.returncode == 0, done.stderr
+    with open(raw, "rb") as fh:
+        assert fh.read() == GOOD_OUT
+    rows = (root / ".ms-convert" / "report" / "change_list.csv").read_bytes().splitlines()
+    assert rows[1].startswith(b"caf\xe9.py,1,1,import-retarget,")
+    check = cli("convert", str(root), "--check", *FAST)
+    assert check.returncode == 0, check.stderr
+    (root / "other.py").write_bytes(GOOD)
+    with open(os.fsencode(root) + b"/caf\xe9_again.py", "wb") as fh:
+        fh.write(GOOD)
+    check = cli("convert", str(root), "--check", *FAST)
+    assert check.returncode == 1
+    assert check.stdout.splitlines() == ["would convert 'caf\\udce9_again.py'", "would convert other.py"]

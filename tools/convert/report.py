@@ -76,7 +76,8 @@ def _csv(rows: list[list], header: list[str]) -> bytes:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    # A file name that is not UTF-8 (os.walk gives it surrogate-escaped) is written as its own bytes.
+    return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
 def write_reports(folder: Path, results: list[FileResult], unsupported: list[list], summary: dict) -> None:
