@@ -239,6 +239,11 @@ def test_check_prints_one_line_per_file_whatever_its_name(tmp_path):
     assert check.returncode == 1, check.stderr
     assert check.stdout.splitlines() == ["would convert 'a\\nb.py'", "would convert 'c\\x1b[31m.py'",
                                          "would convert plain.py"]
+    diff = cli("convert", str(root), "--diff", *FAST)
+    assert diff.returncode == 0, diff.stderr
+    headers = [line for line in diff.stdout.splitlines() if line.startswith(("--- ", "+++ "))]
+    assert headers == ["--- 'a/a\\nb.py'", "+++ 'b/a\\nb.py'", "--- 'a/c\\x1b[31m.py'", "+++ 'b/c\\x1b[31m.py'",
+                       "--- a/plain.py", "+++ b/plain.py"]
 
 
 def test_reports_of_a_resumed_run_describe_the_whole_conversion(tmp_path):

@@ -433,4 +433,4 @@ def _rule_file(rule) -> str:
 def _unified(path: str, old: bytes, new: bytes) -> str:
     a = old.decode("utf-8", "replace").splitlines(keepends=True)
     b = new.decode("utf-8", "replace").splitlines(keepends=True)
-    return "".join(difflib.unified_diff(a, b, f"a/{path}", f"b/{path}"))
+    return "".join(difflib.unified_diff(a, b, shown(f"a/{path}"), shown(f"b/{path}")))
