@@ -101,6 +101,11 @@ GIT = "    source: {kind: git, url: u, commit: " + "a" * 40 + "}\n"
     ("name: t\nrepos:\n  - name: a\n    source: {kind: svn, url: u}\n",
      "M:4: repos[0].source.kind: 'svn' is not one of ['git', 'pypi']"),
     ("name: t\nrepos: [\n", "M:3: not valid YAML"),
+    # the strict loader (tools/yamlpath): a repeated key used to win silently, an alias could expand without bound
+    ("name: t\nrepos:\n  - name: a\n" + GIT + "    rules: [x.yaml]\n    rules: []\n",
+     "M:6: duplicate key 'rules' (first given at line 5): the last one would silently win; keep one"),
+    ("name: t\nname: u\nrepos:\n  - name: a\n" + GIT, "M:2: duplicate key 'name' (first given at line 1)"),
+    ("name: &n t\nrepos:\n  - name: *n\n" + GIT, "M:3: alias *n is not allowed"),
     ("name: t\nrepos: []\n", "M:2: repos: [] should be non-empty"),
     # `$` in the schema's patterns also matches before a final newline: refused on their own
     ('name: "t\\n"\nrepos:\n  - name: a\n' + GIT,

@@ -1,7 +1,8 @@
 """Manifests: which repositories a workspace holds, at which pin, with which patches and rules.
 
-A manifest is data (``workspaces/llm.yaml`` and friends), loaded with ``yaml.safe_load`` and
-checked against :data:`SCHEMA`, so a typo is reported before anything is cloned, as one line
+A manifest is data (``workspaces/llm.yaml`` and friends), loaded with the project's strict YAML
+loader (``yaml.safe_load`` without duplicate keys, aliases or unbounded nesting) and checked against
+:data:`SCHEMA`, so a typo is reported before anything is cloned, as one line
 naming the file, the line and the field. Relative paths in ``patches`` and ``rules`` are resolved
 against the directory of the manifest file (so ``workspaces/llm.yaml`` names ``../rules/...``),
 which lets tests and users keep a manifest with its own patches anywhere.
@@ -14,9 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Union
 
 import jsonschema
-import yaml
 
-from tools.yamlpath import field_name, line_of
+from tools.yamlpath import YamlError, field_name, line_of, load as load_yaml
 
 from tools.workspace.errors import ManifestError
 
@@ -197,13 +197,9 @@ def load_manifest(path: Path) -> Manifest:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(f"{where}: not valid YAML: {problem}") from None
+        data, root = load_yaml(text, path)
+    except YamlError as exc:
+        raise ManifestError(str(exc)) from None
 
     def fail(where: list[Any], message: str) -> ManifestError:
         line = line_of(root, where)
