@@ -5,9 +5,11 @@ Downloads are cached in ``$MS_CONVERT_DOWNLOADS`` (default ``<repo>/.downloads``
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -36,17 +38,28 @@ def pypi_download(requirement: str, *, sdist: bool) -> Path:
 
 
 def unpack(archive: Path) -> Path:
-    """Unpack an sdist or wheel next to it (once, atomically) and return the unpacked folder."""
+    """Unpack an sdist or wheel next to it (once, atomically) and return the unpacked folder.
+
+    It is unpacked into a fresh temp folder renamed into place: an interrupted unpack removes its
+    temp folder, and when another process unpacked the same archive meanwhile, its copy is used."""
     out = archive.parent / "unpacked"
-    if not out.exists():
-        tmp = archive.parent / f"unpacked.tmp{os.getpid()}"
+    if out.exists():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix="unpacked.", suffix=".tmp", dir=archive.parent))
+    try:
         if archive.name.endswith((".whl", ".zip")):
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
         else:
             with tarfile.open(archive) as tf:
                 tf.extractall(tmp, filter="data")
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not out.is_dir():   # not a concurrent unpack that won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -320,3 +320,32 @@ def test_a_file_name_that_is_not_utf8_is_converted_and_reported(tmp_path):
     check = cli("convert", str(root), "--check", *FAST)
     assert check.returncode == 1
     assert check.stdout.splitlines() == ["would convert 'caf\\udce9_again.py'", "would convert other.py"]
+
+
+def test_a_failed_unpack_of_a_corpus_leaves_nothing_behind(tmp_path):
+    """An archive cut short (an interrupted download): the first member is unpacked, then it
+    fails; no half-unpacked folder is left, and a good archive then unpacks."""
+    import io
+    import tarfile
+    import zipfile
+
+    from tools.corpora import unpack
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in ("pkg/a.py", "pkg/b.py"):
+            data = b"x = 1\n" * 20000
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "broken-1.0.tar"
+    archive.write_bytes(buf.getvalue()[:200_000])
+    with pytest.raises(tarfile.TarError):
+        unpack(archive)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-1.0.tar"]
+    archive.unlink()
+    good = tmp_path / "good-1.0.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        zf.writestr("pkg/m.py", "x = 1\n")
+    assert (unpack(good) / "pkg/m.py").read_text() == "x = 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good-1.0.zip", "unpacked"]
