@@ -11,8 +11,8 @@ import ast
 
 from ..analysis import Chain, subchain
 from ..edits import Edit
-from ..model import ApiRule
-from .context import FileContext, Use
+from ..model import ApiRule, Category, Use
+from .context import FileContext
 
 
 def _rule_for(qualname: str, ctx: FileContext) -> ApiRule | None:
@@ -70,10 +70,10 @@ def api_edits(ctx: FileContext) -> list[Edit]:
         node = chain.node
         rule = _rule_for(chain.qualname, ctx)
         if rule is None:
-            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "retargeted"))
+            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.RETARGETED))
             continue
         if rule.unsupported:
-            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "unsupported", rule.id, rule.hint))
+            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.UNSUPPORTED, rule.id, rule.hint))
             continue
         api_len = rule.api.count(".") + 1
         root_len = chain.root_binding.count(".") + 1
@@ -82,9 +82,9 @@ def api_edits(ctx: FileContext) -> list[Edit]:
         if call is not None:
             for name in _unsupported_args(rule, call):
                 hint = dict(rule.unsupported_args)[name]
-                ctx.uses.append(Use(f"{rule.api}({name}=...)", call.lineno, call.end_lineno, "unsupported",
+                ctx.uses.append(Use(f"{rule.api}({name}=...)", call.lineno, call.end_lineno, Category.UNSUPPORTED,
                                     rule.id, hint))
-        ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "rewritten", rule.id))
+        ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.REWRITTEN, rule.id))
         if chain.root_binding == rule.api and chain.parts[0] in ctx.analysis.from_names:
             pass  # bound by ``from m import name``: the import statement is retargeted instead
         elif api_len >= root_len:

@@ -5,7 +5,8 @@ import ast
 
 from ..cstedit import rewrite_import
 from ..edits import Edit
-from .context import FileContext, Use
+from ..model import Category, Use
+from .context import FileContext
 
 
 def _needs_change(node: ast.Import | ast.ImportFrom, ctx: FileContext) -> tuple[bool, str]:
@@ -61,8 +62,8 @@ def _record_uses(node: ast.Import | ast.ImportFrom, ctx: FileContext) -> None:
             continue
         rule = rules.api_map.get(canon)
         if rule is not None and rule.unsupported:
-            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "unsupported", rule.id, rule.hint))
+            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.UNSUPPORTED, rule.id, rule.hint))
         elif rule is not None:
-            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "rewritten", rule.id))
+            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.REWRITTEN, rule.id))
         else:
-            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, "retargeted"))
+            ctx.uses.append(Use(canon, node.lineno, node.end_lineno, Category.RETARGETED))
