@@ -192,3 +192,14 @@ def test_tree_conversion_writes_the_file_in_its_encoding(tmp_path):
     second = run(root, rules, RunOptions(jobs=1, report_dir=tmp_path / "rep", introspect=False))
     assert [r.status for r in second.results] == ["unchanged"]
     assert Path(root / "m.py").read_bytes() == expected.encode("shift_jis")
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_regenerated_regions_keep_the_files_line_breaks(newline, rules):
+    """libcst prints every line break of a regenerated import or argument list as \\n: a CRLF file
+    came out with mixed line endings."""
+    source = ("import torch\nx = torch.empty(\n    2,  # size\n    pin_memory=True,\n)\n"
+              "from torch.cuda import (\n    current_device,  # id\n    synchronize,\n)\n")
+    expected = ("import mindtorch as torch\nx = torch.empty(\n    2,  # size\n    device='cpu')\n"
+                "from mindtorch.cuda import (\n    synchronize,\n); from mindtorch.npu import current_device\n")
+    _check(source.replace("\n", newline).encode(), expected.replace("\n", newline).encode(), rules)

@@ -5,6 +5,8 @@ edited as libcst nodes, and printed back: comments, parentheses and trailing com
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
@@ -41,6 +43,21 @@ def _alias(dotted: str, asname: str | None) -> cst.ImportAlias:
     )
 
 
+def _newline_of(snippet: str) -> str:
+    return "\r\n" if "\r\n" in snippet else "\r" if "\r" in snippet else "\n"
+
+
+def _keeping_newlines(edit: Callable[[str], str], snippet: str) -> str:
+    """``edit(snippet)`` with the snippet's own line breaks: libcst prints every one as ``\n``, which
+    would leave a CRLF file with mixed line endings."""
+    nl = _newline_of(snippet)
+    if nl == "\n":
+        return edit(snippet)
+    plain = snippet.replace(nl, "\n")
+    new = edit(plain)
+    return snippet if new == plain else new.replace("\n", nl)
+
+
 def rewrite_import(snippet: str, rules: RuleSet) -> str:
     """Retarget one ``import``/``from ... import`` statement; return its new source.
 
@@ -49,6 +66,10 @@ def rewrite_import(snippet: str, rules: RuleSet) -> str:
     A from-imported name that an API rule maps elsewhere is split into its own statement,
     ``from <target module> import <target> as <local name>``, so uses need no edit.
     """
+    return _keeping_newlines(lambda text: _rewrite_import(text, rules), snippet)
+
+
+def _rewrite_import(snippet: str, rules: RuleSet) -> str:
     stmt = cst.parse_statement(snippet)
     assert isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
     node = stmt.body[0]
@@ -114,6 +135,10 @@ def _rewrite_from(node: cst.ImportFrom, rules: RuleSet) -> list[cst.ImportFrom]:
 
 def edit_call(snippet: str, rule: ApiRule) -> str:
     """Apply ``rule``'s argument edits (rename, drop, add default) to the call in ``snippet``."""
+    return _keeping_newlines(lambda text: _edit_call(text, rule), snippet)
+
+
+def _edit_call(snippet: str, rule: ApiRule) -> str:
     call = cst.parse_expression(snippet)
     if not isinstance(call, cst.Call):
         raise ValueError(f"expected a call, got: {snippet[:60]!r}")
