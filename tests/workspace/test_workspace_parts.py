@@ -247,15 +247,22 @@ def test_set_env_holds_any_workspace_path_as_data(tmp_path: Path, shell: str, na
     assert proc.stderr == b""
 
 
-def test_a_workspace_path_with_a_colon_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, message", [
+    (b"a:b", "contains ':', which separates PYTHONPATH entries"),
+    (b"ws-\xff", "is not valid UTF-8, which git's messages about it must be"),  # gitpython failed on git's output
+])
+def test_a_workspace_path_python_or_git_cannot_hold_is_refused_before_anything_is_written(
+        tmp_path: Path, name: bytes, message: str) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text("name: t\nrepos:\n  - name: a\n" + GIT)
-    ws = tmp_path / "a:b"
-    proc = subprocess.run([sys.executable, "-m", "tools.workspace", "--manifest", str(manifest), "--workspace", str(ws)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    ws = os.fsencode(tmp_path) + b"/" + name
+    proc = subprocess.run([sys.executable, "-m", "tools.workspace", "--manifest", str(manifest), "--workspace", ws],
+                          cwd=REPO_ROOT, capture_output=True, text=True, errors="backslashreplace",
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 2 and proc.stdout == ""
-    assert f"error: the workspace path {ws} contains ':', which separates PYTHONPATH entries" in " ".join(proc.stderr.split())
-    assert not ws.exists()
+    shown = ws.decode("utf-8", "backslashreplace")
+    assert f"error: the workspace path {shown} {message}" in " ".join(proc.stderr.split())
+    assert not os.path.exists(ws)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--status"]])

@@ -121,6 +121,12 @@ def _run(args: argparse.Namespace, console: Console) -> tuple[int, Path | None]:
         raise WorkspaceError(f"${RETRY_DELAY_ENV} must be a number of seconds") from None
     if workspace.exists() and not workspace.is_dir():
         raise WorkspaceError(f"the workspace {workspace} is not a directory")
+    try:
+        str(workspace).encode("utf-8")
+    except UnicodeEncodeError:  # gitpython reads git's messages, which name the path, as UTF-8 and fails
+        shown = os.fsencode(workspace).decode("utf-8", "backslashreplace")
+        raise WorkspaceError(f"the workspace path {shown} is not valid UTF-8, which git's messages about it must be; "
+                             "use a folder whose path is") from None
     if os.pathsep in str(workspace):
         raise WorkspaceError(f"the workspace path {workspace} contains {os.pathsep!r}, which separates PYTHONPATH "
                              "entries, so its repositories could not be put on it; use a folder whose path has none")
