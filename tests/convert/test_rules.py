@@ -145,6 +145,37 @@ BAD = {
           - &rule {id: IMP901, module: torch, target: mindtorch}
           - *rule
         """, 4, "", "alias *rule is not allowed"),
+    "keyword as a keyword argument": ("""\
+        version: 1
+        apis:
+          - id: API001
+            api: torch.zeros
+            target: mindtorch.zeros
+            kwargs_rename: {klass: class}
+        """, 6, "apis[0].kwargs_rename", "'class' is a Python keyword"),
+    "keyword in a module": ("""\
+        version: 1
+        imports:
+          - {id: IMP901, module: torch, target: mindtorch.lambda}
+        """, 3, "imports[0].target", "'lambda' is a Python keyword"),
+    "two rules for one API": ("""\
+        version: 1
+        apis:
+          - {id: API001, api: torch.zeros, target: mindtorch.zeros}
+          - {id: API002, api: torch.zeros, target: mindtorch.ones}
+        """, 4, "apis[1].api", "torch.zeros is already mapped by API001 at"),
+    "two rules for one module": ("""\
+        version: 1
+        imports:
+          - {id: IMP901, module: torch, target: mindtorch}
+          - {id: IMP902, module: torch, target: mindspore}
+        """, 4, "imports[1].module", "torch is already retargeted by IMP901 at"),
+    "a chain of retargets": ("""\
+        version: 1
+        imports:
+          - {id: IMP901, module: torch, target: mindtorch}
+          - {id: IMP902, module: mindtorch, target: mindspore}
+        """, 3, "imports[0].target", "mindtorch is itself retargeted by IMP902"),
     "deep nesting": ("version: 1\ndescription: " + "[" * 100 + "]" * 100 + "\n", 2, "", "nested more than 64"),
 }
 
@@ -164,7 +195,7 @@ def test_invalid_rule_file_is_one_clear_line(tmp_path, case):
 def test_duplicate_ids_across_files_name_both(tmp_path):
     a = _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch, target: mindtorch}\n", "a.yaml")
     _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch_npu, target: mindtorch.npu}\n", "b.yaml")
-    with pytest.raises(RuleError, match=r"b.yaml:imports\[0\]: id: IMP901 is already used by .*a.yaml"):
+    with pytest.raises(RuleError, match=r"b.yaml:3: imports\[0\].id: IMP901 is already used by .*a.yaml:3 \(imports\[0\]\)"):
         load_rules([tmp_path])
     assert a.exists()
 

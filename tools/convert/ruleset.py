@@ -11,6 +11,7 @@ import ast
 import hashlib
 import io
 import json
+import keyword
 import tokenize
 from dataclasses import asdict
 from pathlib import Path
@@ -110,9 +111,33 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
+_NAME_FIELDS = {   # family -> fields holding names that end up in source code
+    "imports": ("module", "target"),
+    "apis": ("api", "target", "args", "kwargs_rename", "kwargs_drop", "defaults", "unsupported_args"),
+    "scoped": ("within",),
+}
+
+
+def _check_names(ctx: _FileCtx, data: dict) -> None:
+    """Names the schema's patterns accept but Python does not: ``kwargs_rename: {a: class}`` would
+    write ``f(class=1)``."""
+    for family, fields in _NAME_FIELDS.items():
+        for i, item in enumerate(data.get(family) or []):
+            for name in fields:
+                value = item.get(name)
+                names = (value if isinstance(value, list) else
+                         [*value, *(v for v in value.values() if name == "kwargs_rename")] if isinstance(value, dict)
+                         else [value] if isinstance(value, str) else [])
+                for text in names:
+                    bad = [part for part in text.replace(":", ".").split(".") if keyword.iskeyword(part)]
+                    if bad:
+                        raise ctx.error([family, i, name], f"{bad[0]!r} is a Python keyword, not a name")
+
+
 def _parse_rules(ctx: _FileCtx, data: dict) -> list:
     from .transforms import TRANSFORMS
 
+    _check_names(ctx, data)
     origin = str(ctx.path)
     rules: list = []
     for i, item in enumerate(data.get("imports") or []):
@@ -218,16 +243,13 @@ def load_rules(paths: Sequence[Path | str] | None = None, select: Iterable[str] 
         if not (token in FAMILIES or token.isalnum()):
             raise RuleError(f"--select/--ignore: {token!r} is neither a family ({', '.join(FAMILIES)}) nor a rule id prefix")
     files = rule_files(paths)
-    seen: dict[str, str] = {}
     rules: list = []
+    files_ctx: dict[str, _FileCtx] = {}
     for path in files:
         ctx, data = _load_file(path)
-        for rule in _parse_rules(ctx, data):
-            if rule.id in seen:
-                raise RuleError(f"{rule.origin}: id: {rule.id} is already used by {seen[rule.id]}")
-            seen[rule.id] = rule.origin
-            rules.append(rule)
-    _check_consistency(rules)
+        files_ctx[str(path)] = ctx
+        rules.extend(_parse_rules(ctx, data))
+    _check_consistency(rules, files_ctx)
     chosen = [r for r in rules if _selected(r, select, ignore)]
     payload = json.dumps({"engine": ENGINE_VERSION,
                           "rules": [[_family(r), {k: v for k, v in asdict(r).items() if k != "origin"}] for r in chosen]},
@@ -242,15 +264,45 @@ def load_rules(paths: Sequence[Path | str] | None = None, select: Iterable[str] 
     )
 
 
-def _check_consistency(rules: list) -> None:
-    """Cross-rule checks that keep conversion idempotent: no rule maps onto another rule's source."""
-    modules = {r.module: r for r in rules if isinstance(r, ImportRule)}
-    apis = {r.api: r for r in rules if isinstance(r, ApiRule)}
+def _check_consistency(rules: list, files: dict[str, _FileCtx]) -> None:
+    """Cross-rule checks: ids are unique, no two rules claim the same source (the later one would
+    silently win), and no rule maps onto another rule's source (conversion stays idempotent)."""
+
+    def locate(rule) -> tuple[_FileCtx, list]:
+        path, item = rule.origin.rsplit(":", 1)            # "rules/x.yaml:apis[3]"
+        family, index = item.rstrip("]").split("[")
+        return files[path], [family, int(index)]
+
+    def error(rule, field: str, message: str) -> RuleError:
+        ctx, where = locate(rule)
+        return ctx.error([*where, field], message)
+
+    def where(rule) -> str:
+        ctx, where = locate(rule)
+        return f"{ctx.path}:{line_of(ctx.root, where)} ({field_name(where)})"
+
+    ids: dict[str, object] = {}
+    modules: dict[str, ImportRule] = {}
+    apis: dict[str, ApiRule] = {}
+    for r in rules:
+        if r.id in ids:
+            raise error(r, "id", f"{r.id} is already used by {where(ids[r.id])}")
+        ids[r.id] = r
+        if isinstance(r, ImportRule):
+            if r.module in modules:
+                raise error(r, "module", f"{r.module} is already retargeted by {modules[r.module].id} at "
+                            f"{where(modules[r.module])}; keep one rule per module")
+            modules[r.module] = r
+        if isinstance(r, ApiRule):
+            if r.api in apis:
+                raise error(r, "api", f"{r.api} is already mapped by {apis[r.api].id} at {where(apis[r.api])}; "
+                            "keep one rule per API")
+            apis[r.api] = r
     for r in rules:
         if isinstance(r, ImportRule) and r.target in modules:
-            raise RuleError(f"{r.origin}: target: {r.target} is itself retargeted by {modules[r.target].id}; "
-                            "chains of retargets are not allowed")
+            raise error(r, "target", f"{r.target} is itself retargeted by {modules[r.target].id}; "
+                        "chains of retargets are not allowed")
         if isinstance(r, ApiRule) and r.api in modules:
-            raise RuleError(f"{r.origin}: api: {r.api} is a module retargeted by {modules[r.api].id}; use an import rule")
+            raise error(r, "api", f"{r.api} is a module retargeted by {modules[r.api].id}; use an import rule")
         if isinstance(r, ApiRule) and r.target and r.target in apis:
-            raise RuleError(f"{r.origin}: target: {r.target} is itself mapped by {apis[r.target].id}")
+            raise error(r, "target", f"{r.target} is itself mapped by {apis[r.target].id}")
