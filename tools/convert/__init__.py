@@ -6,4 +6,6 @@ and only the edited regions are re-generated, with :mod:`libcst` where formattin
 (import statements, argument lists). Bytes outside the edits are never touched.
 """
 
-ENGINE_VERSION = "1"
+# Part of the rules hash, so of every cache key: bump it when the same input converts differently.
+# 2: files in a non-UTF-8 encoding, and CR/CRLF files, convert correctly (1 cached them corrupted or failed).
+ENGINE_VERSION = "2"
