@@ -108,12 +108,37 @@ def wait_for_sessions(env: dict[str, str], count: int, job: str | None = None) -
     return list_json(env, job)
 
 
-class Client:
-    """``python -m tools.debug attach`` driven through pipes, the way a script would drive it."""
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120.0, **kwargs) -> subprocess.CompletedProcess:
+    """One real ``python -m tools.debug ARGS`` run, its output captured as text."""
+    return subprocess.run([PYTHON, "-m", "tools.debug", *args], env=env, cwd=str(REPO_ROOT), capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
 
-    def __init__(self, procs: Processes, env: dict[str, str], *args: str) -> None:
+
+def launch_job(procs: Processes, env: dict[str, str], log: Path, script: Path, *args: str, nproc: int = 4,
+               options: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``python -m tools.debug launch -n NPROC OPTIONS -- script ARGS``, its stderr in ``log``."""
+    argv = [PYTHON, "-m", "tools.debug", "launch", "-n", str(nproc), *options, "--", str(script), *args]
+    return procs.start(argv, env, stdout=open(log.with_suffix(".stdout"), "wb"), stderr=open(log, "wb"))
+
+
+def agents(env: dict[str, str], job: str) -> list[dict]:
+    """The rank registrations of ``job`` (files written by the agent)."""
+    directory = Path(env["MS_DEBUG_DIR"]) / job / "ranks"
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class Client:
+    """``python -m tools.debug attach`` (or ``break``) driven through pipes, the way a script would."""
+
+    def __init__(self, procs: Processes, env: dict[str, str], *args: str, command: str = "attach") -> None:
         self.proc = procs.start(
-            [PYTHON, "-m", "tools.debug", "attach", *args],
+            [PYTHON, "-m", "tools.debug", command, *args],
             env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import sys
 
+from tools.debug.agent import install as install_agent
+from tools.debug.collectives import collective
 from tools.debug.trace import set_trace
 
-__all__ = ["install", "set_trace"]
+__all__ = ["collective", "install", "install_agent", "set_trace"]
 
 
 def install() -> None:

@@ -36,16 +36,18 @@ from tools.debug.settings import log
 STALE_SLACK = 5.0  # seconds: ranks of one job are started by one launcher within this window
 
 
-def process_start_time() -> float:
-    """Wall-clock start time of this process (Linux /proc); import time of this module elsewhere."""
+def process_start_time(pid: int | str = "self") -> float:
+    """Wall-clock start time of a process (Linux /proc): with the pid, it names a process
+    unambiguously (pids are recycled). For this process, the import time of this module where
+    /proc is missing; for another, 0.0."""
     try:
-        with open("/proc/self/stat", "rb") as handle:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
             ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
         with open("/proc/stat", "rb") as handle:
             boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
-        return _IMPORT_TIME
+        return _IMPORT_TIME if pid == "self" else 0.0
 
 
 _IMPORT_TIME = time.time()

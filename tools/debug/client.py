@@ -1,35 +1,48 @@
-"""The user's side: ``list`` waiting sessions and ``attach`` to one.
+"""The user's side: ``list`` waiting sessions and ``attach`` to one (through ssh when the rank
+runs on another node).
 
 ``attach`` is interactive (readline line editing, history, remote tab completion) when stdin is
 a terminal, and line-driven when stdin is a pipe: it prints pdb's output and the ``(Pdb) ``
 prompt to stdout, then reads one command per line, which is how scripts and tests drive it.
 End of input (Ctrl-D, closed pipe) detaches and lets the process continue.
 
-Exit status: 0 session ended normally, 1 unexpected error, 2 no such session, 3 refused
-(wrong/missing secret or not the job owner).
+While the user types, a watcher thread keeps an eye on the connection, so a session that ends
+meanwhile (the rank was killed, the job stopped) ends the prompt at once instead of at the next
+Enter.
+
+Exit status: 0 session ended normally, 1 unexpected error (``list``: a directory could not be
+read), 2 no such session, 3 refused (wrong/missing/insecure secret or not the job owner).
 """
 from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from tools.debug import protocol
-from tools.debug.registry import SessionRecord, candidate_base_dirs, job_secret, read_sessions, sanitize_job_id
-from tools.debug.settings import ENV_HISTORY, ENV_JOB
+from tools.debug.registry import (
+    InsecureDirectory,
+    SessionRecord,
+    candidate_base_dirs,
+    job_secret,
+    read_sessions,
+    sanitize_job_id,
+)
+from tools.debug.settings import ENV_HISTORY, ENV_JOB, log
 
 EXIT_OK, EXIT_ERROR, EXIT_NO_SESSION, EXIT_REFUSED = 0, 1, 2, 3
 PDB_DELIMS = " \t\n`@#$%^&*()=+[{]}\\|;:'\",<>?"
 
 
-def _say(message: str) -> None:
-    sys.stderr.write(f"[ms-debug] {message}\n")
-    sys.stderr.flush()
+_say = log
 
 
 def _job_filter(job: str | None) -> str | None:
@@ -37,9 +50,9 @@ def _job_filter(job: str | None) -> str | None:
     return sanitize_job_id(job) if job else None
 
 
-def find_sessions(job: str | None = None) -> list[SessionRecord]:
-    """Live sessions of this user (one job, or all), oldest first; stale records are pruned."""
-    return read_sessions(candidate_base_dirs(), _job_filter(job))
+def find_sessions(job: str | None = None, errors: list[str] | None = None) -> list[SessionRecord]:
+    """Live sessions of this user (one job, or all), by job and rank; stale records are pruned."""
+    return read_sessions(candidate_base_dirs(), _job_filter(job), errors=errors)
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -52,20 +65,49 @@ def _age(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
+def stopped_at(record: SessionRecord) -> str:
+    """Why a session exists: a breakpoint, a signal, or (post mortem) the exception."""
+    return record.exception or record.kind
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]], out: TextIO, upper: bool = True) -> None:
+    """A rich table (plain aligned columns when rich is missing in a bare training environment)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        widths = [max(len(line) for row in [header, *rows] for line in row[i].splitlines() or [""]) for i in range(len(header))]
+        for row in [header, *rows]:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        return
+    table = Table(title=title, title_justify="left")
+    for name in header:
+        table.add_column(name.upper() if upper else name, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # plain text: "[worker-0]" is not markup
+    console = Console(file=out, width=None if out.isatty() else 250, soft_wrap=False)
+    console.print(table)
+
+
 def list_sessions(job: str | None = None, as_json: bool = False, out: TextIO | None = None) -> int:
     """Print the waiting/attached sessions as a table (or JSON lines with ``as_json``)."""
     out = out or sys.stdout
-    sessions = find_sessions(job)
+    errors: list[str] = []
+    sessions = find_sessions(job, errors)
+    for error in errors:
+        _say(error)
+    status = EXIT_ERROR if errors else EXIT_OK
     if as_json:
         for record in sessions:
             out.write(json.dumps(asdict(record)) + "\n")
-        return EXIT_OK
+        return status
     if not sessions:
         where = ", ".join(str(p) for p in candidate_base_dirs())
         out.write(f"no debugger sessions{' in job ' + job if job else ''} (looked in {where})\n")
-        return EXIT_OK
+        return status
     now = time.time()
-    header = ["job", "rank", "pid", "role", "state", "where", "function", "since", "timeout"]
+    header = ["job", "rank", "host", "pid", "role", "state", "stopped", "where", "function", "since", "timeout"]
     rows = []
     for r in sessions:
         role = r.role if r.role == "main" else f"{r.role} of {r.ppid}"
@@ -73,24 +115,10 @@ def list_sessions(job: str | None = None, as_json: bool = False, out: TextIO | N
             role += f" [{r.thread}]"
         timeout = "none" if r.timeout_at is None else (_age(r.timeout_at - now) if r.state == "waiting" else "-")
         since = time.strftime("%H:%M:%S", time.localtime(r.since)) + f" ({_age(now - r.since)} ago)"
-        rows.append([r.job, str(r.rank), str(r.pid), role, r.state, f"{r.file}:{r.line}", r.function, since, timeout])
-    try:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-    except ImportError:  # the client may run in a bare training environment
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
-        return EXIT_OK
-    table = Table(title="debugger sessions", title_justify="left")
-    for name in header:
-        table.add_column(name.upper(), overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # plain text: "[worker-0]" is not markup
-    console = Console(file=out, width=None if out.isatty() else 250, soft_wrap=False)
-    console.print(table)
-    return EXIT_OK
+        rows.append([r.job, str(r.rank), r.host, str(r.pid), role, r.state, stopped_at(r), f"{r.file}:{r.line}",
+                     r.function, since, timeout])
+    print_table("debugger sessions", header, rows, out)
+    return status
 
 
 # --- attach ------------------------------------------------------------------------------------
@@ -113,6 +141,74 @@ def choose_session(sessions: list[SessionRecord], rank: int, pid: int | None) ->
         extra = ", ".join(f"pid {s.pid} ({s.role})" for s in others)
         _say(f"rank {rank} also waits in {extra}; use --pid to pick one")
     return chosen, ""
+
+
+class SessionEnded(Exception):
+    """The rank ended the session while the client waited for the user's input."""
+
+
+class _EndWatcher:
+    """While the user types: notices END (or a closed connection) and interrupts the prompt.
+
+    pdb sends nothing while it waits for a line except the answers to completion requests, which
+    the completer reads itself while holding ``lock``; anything else is the end of the session.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.reason: str | None = None
+        self._active = False
+        self._state = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop_r, self._stop_w = os.pipe()
+
+    def __enter__(self) -> "_EndWatcher":
+        with self._state:
+            self._active = True
+        self._thread = threading.Thread(target=self._run, name="ms-debug-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        with self._state:
+            self._active = False
+        os.write(self._stop_w, b"!")
+        if self._thread is not None:
+            self._thread.join()
+        os.read(self._stop_r, 64)
+
+    def close(self) -> None:
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    def _run(self) -> None:
+        while True:
+            readable, _, _ = select.select([self.sock, self._stop_r], [], [])
+            if self._stop_r in readable:
+                return
+            with self.lock:
+                if not select.select([self.sock], [], [], 0)[0]:
+                    continue  # a completion's answer, read by the completer
+                try:
+                    head = self.sock.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    head = b""
+                if head and head != protocol.END:
+                    time.sleep(0.05)
+                    continue
+                reason = "connection closed by the process"
+                if head:
+                    try:
+                        frame = protocol.recv_frame(self.sock)
+                        reason = frame[1].decode("utf-8", "replace") if frame else reason
+                    except (OSError, protocol.ProtocolError):
+                        pass
+            with self._state:
+                if self._active:
+                    self.reason = reason
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return
 
 
 class _Terminal:
@@ -151,14 +247,27 @@ class _Terminal:
             sys.stdout.write(head + sep)
             sys.stdout.flush()
 
-    def read_line(self) -> str | None:
-        """One command, or None at end of input."""
+    def read_line(self, watcher: _EndWatcher) -> str | None:
+        """One command, or None at end of input; raises SessionEnded if the rank ends the session
+        meanwhile."""
+        with watcher:
+            try:
+                return self._read_line(watcher)
+            except KeyboardInterrupt:
+                if watcher.reason is not None:
+                    sys.stdout.write("\n")
+                    raise SessionEnded(watcher.reason) from None
+                raise
+
+    def _read_line(self, watcher: _EndWatcher) -> str | None:
         if self.interactive:
             prompt, self._pending = self._pending, ""
             while True:
                 try:
                     return input(prompt)
                 except KeyboardInterrupt:
+                    if watcher.reason is not None:
+                        raise
                     sys.stdout.write("\n")  # like a shell: Ctrl-C drops the line, Ctrl-D detaches
                 except EOFError:
                     sys.stdout.write("\n")
@@ -174,9 +283,11 @@ class _Terminal:
         return line
 
     def close(self) -> None:
+        """Flush the last partial line and save the history (whatever ended the session)."""
         if self._pending:
             sys.stdout.write(self._pending + "\n")
             sys.stdout.flush()
+            self._pending = ""
         if self._history:
             try:
                 import readline
@@ -194,9 +305,26 @@ def _read_secret(record: SessionRecord, secret_file: str | None) -> bytes | None
     return job_secret(Path(record.job_dir), create=False)
 
 
-def connect(record: SessionRecord, secret: bytes, timeout: float = 10.0) -> tuple[socket.socket, dict[str, Any]]:
-    """Connect and authenticate; returns the socket and the session info. Raises PermissionError
-    when the session refuses us, ConnectionError when it is gone."""
+def session_secret(record: SessionRecord, secret_file: str | None = None) -> tuple[bytes | None, str]:
+    """The job secret for ``record``, or (None, one line saying why not: exit status 3)."""
+    try:
+        secret = _read_secret(record, secret_file)
+    except (OSError, InsecureDirectory) as exc:
+        return None, f"cannot read the job secret: {exc}"
+    if secret is None:
+        return None, (
+            f"no secret for job {record.job}: set MS_DEBUG_SECRET as the launcher did, or pass --secret-file "
+            f"(no {Path(record.job_dir) / 'secret'})"
+        )
+    return secret, ""
+
+
+def connect(
+    record: SessionRecord, secret: bytes, request: dict[str, Any] | None = None, timeout: float = 10.0
+) -> tuple[socket.socket, dict[str, Any], bytes]:
+    """Connect, authenticate and send ``request`` (default: attach). Returns the socket, the
+    reply as JSON and its kind (WELCOME or RESULT). Raises PermissionError when the session
+    refuses us, ConnectionError when it is gone."""
     path = record.socket_path
     if path is None:
         raise ConnectionError("the session is not waiting for a client")
@@ -205,27 +333,33 @@ def connect(record: SessionRecord, secret: bytes, timeout: float = 10.0) -> tupl
     try:
         sock.connect(str(path))
         hello = protocol.recv_frame(sock)
+        if hello is not None and hello[0] == protocol.DENIED:
+            raise PermissionError(hello[1].decode("utf-8", "replace"))  # e.g. not the job owner's uid
         if hello is None or hello[0] != protocol.HELLO:
             raise ConnectionError("the session closed the connection before the handshake")
         info = json.loads(hello[1])
         if info.get("protocol") != protocol.PROTOCOL:
             raise ConnectionError(f"protocol {info.get('protocol')} not supported (this client speaks {protocol.PROTOCOL})")
         protocol.send_frame(sock, protocol.AUTH, protocol.auth_answer(secret, bytes.fromhex(info["nonce"])))
+        try:
+            protocol.send_frame(sock, protocol.REQUEST, json.dumps(request or {"mode": "attach"}).encode())
+        except OSError:
+            pass  # refused and closed already: the reason is waiting in our receive buffer
         reply = protocol.recv_frame(sock)
         if reply is None:
             raise ConnectionError("the session closed the connection during the handshake")
         if reply[0] == protocol.DENIED:
             raise PermissionError(reply[1].decode("utf-8", "replace"))
-        if reply[0] != protocol.WELCOME:
+        if reply[0] not in (protocol.WELCOME, protocol.RESULT):
             raise ConnectionError("unexpected handshake reply")
         sock.settimeout(None)
-        return sock, json.loads(reply[1])
+        return sock, json.loads(reply[1]), reply[0]
     except BaseException:
         sock.close()
         raise
 
 
-def _make_completer(sock: socket.socket) -> Callable[[str, int], str | None]:
+def _make_completer(sock: socket.socket, lock: threading.Lock) -> Callable[[str, int], str | None]:
     import readline
 
     matches: list[str] = []
@@ -239,11 +373,12 @@ def _make_completer(sock: socket.socket) -> Callable[[str, int], str | None]:
                 "begidx": readline.get_begidx(),
                 "endidx": readline.get_endidx(),
             }
-            try:
-                protocol.send_frame(sock, protocol.COMPLETE, json.dumps(request).encode())
-                frame = protocol.recv_frame(sock)
-            except OSError:
-                return None
+            with lock:
+                try:
+                    protocol.send_frame(sock, protocol.COMPLETE, json.dumps(request).encode())
+                    frame = protocol.recv_frame(sock)
+                except OSError:
+                    return None
             if frame is not None and frame[0] == protocol.MATCHES:
                 matches.extend(json.loads(frame[1]))
         return matches[state] if state < len(matches) else None
@@ -263,7 +398,7 @@ def _pending_end_reason(sock: socket.socket) -> str | None:
     return None
 
 
-def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
+def _session_loop(sock: socket.socket, terminal: _Terminal, watcher: _EndWatcher) -> int:
     while True:
         try:
             frame = protocol.recv_frame(sock)
@@ -277,7 +412,11 @@ def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
         if kind == protocol.OUTPUT:
             terminal.output(payload.decode("utf-8", "replace"))
         elif kind == protocol.READ:
-            line = terminal.read_line()
+            try:
+                line = terminal.read_line(watcher)
+            except SessionEnded as ended:
+                _say(f"session ended: {ended}")
+                return EXIT_OK
             try:
                 if line is None:
                     protocol.send_frame(sock, protocol.EOF)
@@ -287,9 +426,20 @@ def _session_loop(sock: socket.socket, terminal: _Terminal) -> int:
                 _say(f"session ended: {_pending_end_reason(sock) or 'connection closed by the process'}")
                 return EXIT_OK
         elif kind == protocol.END:
-            terminal.close()
             _say(f"session ended: {payload.decode('utf-8', 'replace')}")
             return EXIT_OK
+
+
+def wait_for_session(rank: int, pid: int | None, job: str | None, wait: float) -> tuple[SessionRecord | None, str]:
+    """``choose_session`` over the live sessions, polling up to ``wait`` seconds for one."""
+    deadline = time.monotonic() + max(0.0, wait)
+    poll = 0.05
+    while True:
+        record, why = choose_session(find_sessions(job), rank, pid)
+        if record is not None or time.monotonic() >= deadline:
+            return record, why
+        time.sleep(poll)
+        poll = min(0.5, poll * 1.5)
 
 
 def attach(
@@ -299,33 +449,29 @@ def attach(
     secret_file: str | None = None,
     wait: float = 0.0,
     interactive: bool | None = None,
+    print_only: bool = False,
 ) -> int:
     """Attach to rank ``rank``'s waiting breakpoint; with ``wait``, first wait up to that many
-    seconds for it to appear (so you can attach before the rank gets there)."""
-    deadline = time.monotonic() + max(0.0, wait)
-    poll = 0.05
-    while True:
-        record, why = choose_session(find_sessions(job), rank, pid)
-        if record is not None or time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-        poll = min(0.5, poll * 1.5)
+    seconds for it to appear (so you can attach before the rank gets there). A rank on another
+    node is reached through ``$MS_DEBUG_SSH`` (ssh), or with ``print_only`` the command is shown."""
+    record, why = wait_for_session(rank, pid, job, wait)
     if record is None:
         _say(why)
         return EXIT_NO_SESSION
-    try:
-        secret = _read_secret(record, secret_file)
-    except OSError as exc:
-        _say(f"cannot read the job secret: {exc}")
-        return EXIT_REFUSED
+    if not record.is_local():
+        from tools.debug.remote import run_remote
+
+        args = ["attach", str(record.rank), "--job", record.job, "--pid", str(record.pid)]
+        if secret_file:
+            args += ["--secret-file", os.path.abspath(secret_file)]
+        return run_remote(record.host, args, record.python, record.root, Path(record.job_dir).parent,
+                          tty=sys.stdin.isatty(), print_only=print_only, what=f"rank {record.rank}")
+    secret, why = session_secret(record, secret_file)
     if secret is None:
-        _say(
-            f"no secret for job {record.job}: set MS_DEBUG_SECRET as the launcher did, or pass --secret-file "
-            f"(no {Path(record.job_dir) / 'secret'})"
-        )
+        _say(why)
         return EXIT_REFUSED
     try:
-        sock, info = connect(record, secret)
+        sock, info, _kind = connect(record, secret)
     except PermissionError as exc:
         _say(f"refused by rank {record.rank} pid {record.pid}: {exc}")
         return EXIT_REFUSED
@@ -335,15 +481,23 @@ def attach(
     where = f"{info.get('file')}:{info.get('line')}"
     _say(
         f"attached to rank {info.get('rank')} pid {info.get('pid')} ({info.get('role')}) of job {info.get('job')} "
-        f"at {where}; 'detach' or Ctrl-D lets it continue"
+        f"on {info.get('host')} at {where}; 'detach' or Ctrl-D lets it continue"
     )
+    if info.get("exception"):
+        _say(f"post mortem: the rank raised {info['exception']}; 'c' lets it end as it would have")
     interactive = sys.stdin.isatty() if interactive is None else interactive
-    completer = _make_completer(sock) if interactive else None
+    watcher = _EndWatcher(sock)
+    completer = _make_completer(sock, watcher.lock) if interactive else None
     terminal = _Terminal(interactive, completer)
     try:
-        return _session_loop(sock, terminal)
+        return _session_loop(sock, terminal, watcher)
     except KeyboardInterrupt:
-        _say("interrupted: detaching; the process continues at its next stop")
+        if watcher.reason is not None:
+            _say(f"session ended: {watcher.reason}")
+        else:
+            _say("interrupted: detaching; the process continues at its next stop")
         return EXIT_OK
     finally:
+        terminal.close()
+        watcher.close()
         sock.close()

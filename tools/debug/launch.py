@@ -2,7 +2,9 @@
 
 For plain multi-process runs (no torchrun/msrun at hand) and for the tests. It also prepares the
 debugger for the job: a unique job id (``MS_DEBUG_JOB``), the job directory with its secret,
-``PYTHONBREAKPOINT=tools.debug.set_trace`` unless set, and this checkout on ``PYTHONPATH``.
+``PYTHONBREAKPOINT=tools.debug.set_trace`` unless set, this checkout on ``PYTHONPATH``, and runs
+Python programs through ``python -m tools.debug run`` so every rank has the agent (``stacks``,
+``break``, and with ``--post-mortem`` a session on an uncaught exception).
 When the job ends the job directory is removed (``--keep`` leaves it for inspection).
 
 If one rank fails the others are terminated (a distributed job cannot finish without it);
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 from tools.debug.registry import job_dir_for_server, job_secret, sanitize_job_id
-from tools.debug.settings import ENV_JOB, ENV_RANK, ENV_RANK_PID, log
+from tools.debug.settings import ENV_JOB, ENV_POST_MORTEM, ENV_RANK, ENV_RANK_PID, attach_hint, log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINATE_GRACE = 10.0
@@ -33,9 +35,10 @@ def _free_port() -> int:
 
 
 def rank_command(command: list[str]) -> list[str]:
-    """``script.py args`` and ``-m module args`` run with this Python; anything else as given."""
+    """``script.py args`` and ``-m module args`` run with this Python under the agent
+    (``python -m tools.debug run -- ...``); anything else as given."""
     if command and (command[0] == "-m" or command[0].endswith(".py")):
-        return [sys.executable, *command]
+        return [sys.executable, "-m", "tools.debug", "run", "--", *command]
     return list(command)
 
 
@@ -74,17 +77,21 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
-def launch(nprocs: int, command: list[str], job: str | None = None, keep: bool = False) -> int:
+def launch(nprocs: int, command: list[str], job: str | None = None, keep: bool = False,
+           post_mortem: bool = False) -> int:
     """Run ``command`` as ranks 0..nprocs-1 and return the job's exit status."""
     if nprocs < 1 or not command:
         raise ValueError("need at least one process and a command")
     job = sanitize_job_id(job or f"launch-{os.getpid()}-{int(time.time())}")
     env = dict(os.environ)
     env[ENV_JOB] = job
+    if post_mortem:
+        env[ENV_POST_MORTEM] = "1"
     job_dir = job_dir_for_server(env, job)
     job_secret(job_dir, env, create=True)
     port = _free_port()
-    log(f"job {job}: {nprocs} ranks; attach with: python -m tools.debug attach RANK --job {job}")
+    log(f"job {job}: {nprocs} ranks; attach with: {attach_hint(0, job, env=env).replace(' attach 0 ', ' attach RANK ')}; "
+        f"stacks: python -m tools.debug stacks --job {job}")
 
     stopping: list[int] = []
 

@@ -7,9 +7,15 @@ big-endian length and the payload.
 
 Handshake (challenge/response, so the secret itself never crosses the socket)::
 
-    server -> HELLO   {"protocol": 1, "nonce": <hex>}
+    server -> HELLO   {"protocol": 2, "nonce": <hex>}      (or DENIED <reason>: not the job's uid)
     client -> AUTH    hex(HMAC-SHA256(secret, "ms-debug-attach-v1:" + nonce))
-    server -> WELCOME <session record JSON>     or  DENIED <reason>, then close
+    client -> REQUEST {"mode": "attach"} | {"mode": "eval", "expr": ...} | {"mode": "continue"}
+    server -> WELCOME <session record JSON>  (attach: a pdb session follows)
+           or RESULT  {"ok": bool, "value": repr | "error": text, "record": ...}, then close
+           or DENIED  <reason>, then close
+
+``eval`` and ``continue`` never start pdb: an evaluation leaves the breakpoint waiting (so one
+command can read a value in every stopped rank), ``continue`` lets the rank go on.
 
 Session: the server sends OUTPUT text and READ when pdb wants a line; the client answers with
 LINE, COMPLETE (answered by MATCHES) or EOF (Ctrl-D / end of piped input). END carries the
@@ -22,7 +28,7 @@ import hmac
 import socket
 import struct
 
-PROTOCOL = 1
+PROTOCOL = 2
 MAX_FRAME = 16 * 1024 * 1024
 _HEADER = struct.Struct("!cI")
 _AUTH_CONTEXT = b"ms-debug-attach-v1:"
@@ -35,11 +41,13 @@ OUTPUT = b"O"
 READ = b"R"
 MATCHES = b"M"
 END = b"E"
+RESULT = b"V"
 # client -> server
 AUTH = b"A"
 LINE = b"L"
 COMPLETE = b"C"
 EOF = b"X"
+REQUEST = b"Q"
 
 
 class ProtocolError(ConnectionError):

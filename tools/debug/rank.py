@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -41,13 +42,30 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+def _torch_distributed_rank() -> int | None:
+    """The rank of an initialized ``torch.distributed`` (or mindtorch's), if already imported:
+    ranks started by ``torch.multiprocessing.spawn`` often pass the rank only to
+    ``init_process_group`` and set no variable."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank())
+    except Exception:  # noqa: BLE001 - a half-initialized backend must not break the debugger
+        return None
+    return None
+
+
 def detect_rank(env: Mapping[str, str] | None = None) -> RankInfo:
-    """Rank from ``$MS_DEBUG_THIS_RANK``, else the first integer among RANK_VARS, else 0."""
+    """Rank from ``$MS_DEBUG_THIS_RANK``, else the first integer among RANK_VARS, else (for this
+    process's own environment) an initialized ``torch.distributed``'s rank, else 0."""
+    own = env is None
     env = os.environ if env is None else env
     for name in (ENV_RANK, *RANK_VARS):
         value = _int_or_none(env.get(name))
         if value is not None and value >= 0:
             return RankInfo(value, name)
+    if own and (value := _torch_distributed_rank()) is not None:
+        return RankInfo(value, "torch.distributed")
     return RankInfo(0, "default")
 
 
@@ -133,12 +151,49 @@ def _parent_has_same_rank(info: RankInfo) -> bool:
     return f"{info.source}={os.environ.get(info.source, '')}".encode() in entries
 
 
+_inherited: RankInfo | None = None
+
+
+def _capture_inherited() -> None:
+    """In a forked child: the rank the parent's environment had at the fork."""
+    global _inherited
+    _inherited = detect_rank(dict(os.environ))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_capture_inherited)
+
+
+def inherited_rank() -> RankInfo:
+    """The rank this process's environment had when it started: captured at fork, else the
+    environment it was executed with (Linux ``/proc/self/environ``), else the current one."""
+    if _inherited is not None:
+        return _inherited
+    try:
+        with open("/proc/self/environ", "rb") as handle:
+            entries = handle.read().split(b"\0")
+    except OSError:
+        return detect_rank(dict(os.environ))
+    env = {}
+    for entry in entries:
+        name, sep, value = entry.partition(b"=")
+        if sep:
+            env[name.decode(errors="replace")] = value.decode(errors="replace")
+    return detect_rank(env)
+
+
 def process_role(info: RankInfo) -> str:
     """ "main" for the rank's own process, "subprocess" for a child that inherited its rank.
 
-    Signals, strongest first: ``$MS_DEBUG_RANK_PID`` (exported by the rank the first time it hits
-    a breakpoint), a multiprocessing parent, and (Linux) a Python parent with the same rank var.
+    A process whose rank differs from the one it inherited (a ``multiprocessing`` /
+    ``torch.multiprocessing.spawn`` child that set ``RANK`` or initialized ``torch.distributed``
+    itself) is a rank of its own. Otherwise, strongest first: ``$MS_DEBUG_RANK_PID`` (exported
+    by the rank at its first breakpoint, or by the agent), a multiprocessing parent, and (Linux)
+    a Python parent with the same rank variable.
     """
+    inherited = inherited_rank()
+    if info.rank != inherited.rank or (inherited.source == "default" and info.source != "default"):
+        return "main"
     rank_pid = _int_or_none(os.environ.get(ENV_RANK_PID))
     if rank_pid is not None:
         return "main" if rank_pid == os.getpid() else "subprocess"

@@ -8,6 +8,7 @@ Layout (every directory 0700, every file 0600, all owned by the user)::
             secret                      per-job token (absent when $MS_DEBUG_SECRET is used)
             sessions/<pid>-<n>.json     one waiting or attached breakpoint
             sessions/<pid>-<n>.sock     its Unix socket, only while waiting for a client
+            ranks/<host>-<pid>.json     a rank process inspectable without a breakpoint (agent.py)
             barrier/<site>-<hit>/...    markers for set_trace(wait_others=True)
 
 The directory permissions are the first line of defence (another user cannot even see the
@@ -28,9 +29,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from tools.debug.settings import ENV_DIR, ENV_JOB, ENV_SECRET
+from tools.debug.settings import ENV_DIR, ENV_JOB, ENV_SECRET, hostname
 
 SESSIONS = "sessions"
+RANKS = "ranks"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding tools/debug (for remote commands)
 BARRIER = "barrier"
 SECRET = "secret"
 MAX_JOB_ID = 48
@@ -215,6 +218,12 @@ def job_secret(job_dir: Path, env: Mapping[str, str] | None = None, *, create: b
     return _read_private_file(path)
 
 
+def host_tag(host: str | None = None) -> str:
+    """8 hex digits naming a host in file names: pids of different nodes sharing one
+    ``$MS_DEBUG_DIR`` must not collide, and a host name would make socket paths too long."""
+    return hashlib.sha1((host or hostname()).encode()).hexdigest()[:8]
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a live (non-zombie) process on this host."""
     try:
@@ -252,6 +261,10 @@ class SessionRecord:
     state: str  # "waiting" (socket open) or "attached"
     socket: str | None  # socket file name inside sessions/ (or an absolute path), while waiting
     argv: list[str] = field(default_factory=list)
+    kind: str = "breakpoint"  # "breakpoint", "post-mortem" (uncaught exception) or "signal" (tools.debug break)
+    exception: str | None = None  # post-mortem: the exception, as its last traceback line
+    python: str = ""  # sys.executable and the checkout of tools.debug: what a remote command runs
+    root: str = ""
     job_dir: str = ""  # filled in when read back, never written
 
     def to_json(self) -> bytes:
@@ -279,38 +292,60 @@ class SessionRecord:
         return Path(self.job_dir) / SESSIONS / f"{self.session}.json"
 
     def is_local(self) -> bool:
-        return self.host == socket.gethostname()
+        return self.host == hostname()
 
 
-def read_sessions(base_dirs: list[Path], job: str | None = None, *, prune: bool = True) -> list[SessionRecord]:
-    """All registered sessions under ``base_dirs`` (optionally one job), oldest first.
+def job_dirs(base_dirs: list[Path], job: str | None = None, errors: list[str] | None = None) -> list[Path]:
+    """The job directories under ``base_dirs`` (or just ``job``'s); a directory that cannot be
+    read is reported in ``errors`` (one line each) instead of raising."""
+    found: list[Path] = []
+    for base in base_dirs:
+        try:
+            if not base.is_dir():
+                continue
+            if job:
+                found.append(base / sanitize_job_id(job))
+            else:
+                found.extend(sorted(p for p in base.iterdir() if p.is_dir() and p.name != "sockets"))
+        except OSError as exc:
+            if errors is not None:
+                errors.append(f"cannot read {base}: {exc.strerror or exc}")
+    return found
+
+
+def _json_files(directory: Path, errors: list[str] | None) -> list[Path]:
+    try:
+        return sorted(directory.glob("*.json")) if directory.is_dir() else []
+    except OSError as exc:
+        if errors is not None:
+            errors.append(f"cannot read {directory}: {exc.strerror or exc}")
+        return []
+
+
+def read_sessions(
+    base_dirs: list[Path], job: str | None = None, *, prune: bool = True, errors: list[str] | None = None
+) -> list[SessionRecord]:
+    """All registered sessions under ``base_dirs`` (optionally one job), by job, rank and pid.
 
     With ``prune``, records left behind by processes that died without cleaning up (SIGKILL,
     OOM killer) are deleted together with their socket files, so ``list`` never shows a
     session that cannot be attached.
     """
     found: list[SessionRecord] = []
-    for base in base_dirs:
-        if not base.is_dir():
-            continue
-        jobs = [base / sanitize_job_id(job)] if job else sorted(p for p in base.iterdir() if p.is_dir())
-        for job_dir in jobs:
-            sessions = job_dir / SESSIONS
-            if not sessions.is_dir():
+    for job_dir in job_dirs(base_dirs, job, errors):
+        for path in _json_files(job_dir / SESSIONS, errors):
+            try:
+                record = SessionRecord.from_json(path.read_bytes(), job_dir)
+            except (OSError, ValueError, TypeError):
+                continue  # being written or removed right now
+            if prune and record.is_local() and not pid_alive(record.pid):
+                for leftover in (path, record.socket_path):
+                    if leftover is not None:
+                        try:
+                            leftover.unlink()
+                        except OSError:
+                            pass
                 continue
-            for path in sorted(sessions.glob("*.json")):
-                try:
-                    record = SessionRecord.from_json(path.read_bytes(), job_dir)
-                except (OSError, ValueError, TypeError):
-                    continue  # being written or removed right now
-                if prune and record.is_local() and not pid_alive(record.pid):
-                    for leftover in (path, record.socket_path):
-                        if leftover is not None:
-                            try:
-                                leftover.unlink()
-                            except OSError:
-                                pass
-                    continue
-                found.append(record)
-    found.sort(key=lambda r: (r.since, r.rank, r.pid))
+            found.append(record)
+    found.sort(key=lambda r: (r.job, r.rank, r.role != "main", r.host, r.pid, r.since))
     return found

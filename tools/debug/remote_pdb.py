@@ -212,6 +212,29 @@ class RemotePdb(pdb.Pdb):
             self.finish("the debugged process was interrupted (KeyboardInterrupt)")
             raise
 
+    # --- other ways in ------------------------------------------------------------------------
+    def post_mortem(self, tb) -> None:
+        """pdb.post_mortem over the connection: the frames of ``tb``, innermost first shown.
+        Whatever ends the interaction (c, n, q, detach) ends the session; the caller then lets
+        the exception finish the process."""
+        self.reset()
+        self._end_reason = "post-mortem session over; the process ends with its exception"
+        self.interaction(None, tb)
+        self.finish(self._end_reason)
+
+    def interact_now(self, frame) -> None:
+        """A prompt at ``frame`` right away (a signal interrupted it), not at its next line;
+        after ``n``/``s``/``c`` with breakpoints, trace from there as ``set_trace`` would."""
+        self.reset()
+        self.interaction(frame, None)
+        if self.ended:
+            return
+        while frame is not None:
+            frame.f_trace = self.trace_dispatch
+            self.botframe = frame
+            frame = frame.f_back
+        sys.settrace(self.trace_dispatch)
+
     # --- commands ----------------------------------------------------------------------------
     def do_detach(self, arg: str) -> int:
         """detach

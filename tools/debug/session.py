@@ -1,9 +1,15 @@
 """Server side of one breakpoint: a private Unix socket, its registration, and its cleanup.
 
-Lifecycle: ``open()`` binds ``sessions/<pid>-<n>.sock`` (0600, in the 0700 job directory) and
-writes ``sessions/<pid>-<n>.json``; ``wait_for_client()`` accepts until one client passes the
-handshake or the timeout expires; once attached, the listening socket is closed and its file
-removed, so nothing listens while pdb runs; ``close()`` removes the record. ``close()`` also
+Lifecycle: ``open()`` binds ``sessions/<host>-<pid>-<n>.sock`` (0600, in the 0700 job directory)
+and writes ``sessions/<host>-<pid>-<n>.json``; ``wait_for_client()`` serves requests until one
+client attaches (or asks the rank to continue) or the timeout expires; once attached, the
+listening socket is closed and its file removed, so nothing listens while pdb runs; ``close()``
+removes the record.
+
+Each connection's handshake runs in a short-lived thread, so a silent client (even one of the
+job's own user) cannot hold up the others for the handshake timeout; what the clients ask for
+(attach, evaluate an expression, continue) is done in the breakpoint's own thread, where the
+frame lives and thread-local state (grad mode, devices) is the rank's. ``close()`` also
 runs at interpreter exit (atexit) and on SIGTERM/SIGHUP (when the program had no handler of its
 own), so a finished or killed-by-launcher job leaves no socket behind.
 """
@@ -14,26 +20,34 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import secrets
+import select
 import signal
 import socket
 import struct
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
+from typing import Any
 
 from tools.debug import protocol
 from tools.debug.rank import RankInfo
 from tools.debug.registry import (
     MAX_SOCKET_PATH,
+    REPO_ROOT,
     SESSIONS,
     SessionRecord,
     ensure_private_dir,
+    host_tag,
     short_socket_dir,
     write_private_file,
 )
-from tools.debug.settings import HANDSHAKE_TIMEOUT, log
+from tools.debug.settings import HANDSHAKE_TIMEOUT, hostname, log
+
+MAX_VALUE = 64 * 1024  # characters of an evaluated value sent back to the client
 
 _counter = itertools.count(1)
 _live: set["Session"] = set()
@@ -65,13 +79,16 @@ class Session:
         role: str,
         frame,
         timeout: float | None,
+        kind: str = "breakpoint",
+        exception: str | None = None,
     ) -> None:
         self.job = job
         self.job_dir = job_dir
         self.secret = secret
         self.timeout = timeout
+        self.frame = frame
         self.owner_pid = os.getpid()
-        name = f"{self.owner_pid}-{next(_counter)}"
+        name = f"{host_tag()}-{self.owner_pid}-{next(_counter)}"
         self.record_path = job_dir / SESSIONS / f"{name}.json"
         self.socket_path = job_dir / SESSIONS / f"{name}.sock"
         socket_name = self.socket_path.name
@@ -89,7 +106,7 @@ class Session:
             role=role,
             pid=self.owner_pid,
             ppid=os.getppid(),
-            host=socket.gethostname(),
+            host=hostname(),
             thread=threading.current_thread().name,
             file=frame.f_code.co_filename,
             line=frame.f_lineno,
@@ -99,9 +116,16 @@ class Session:
             state="waiting",
             socket=socket_name,
             argv=[str(a)[:200] for a in sys.argv[:8]],
+            kind=kind,
+            exception=exception,
+            python=sys.executable,
+            root=str(REPO_ROOT),
         )
+        self._socket_name = socket_name
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
+        self._accepting = False
+        self._accept_lock = threading.Lock()
         self.closed = False
 
     # --- setup -------------------------------------------------------------------------------
@@ -129,28 +153,102 @@ class Session:
         write_private_file(self.record_path, self.record.to_json())
 
     # --- waiting for a client ----------------------------------------------------------------
-    def wait_for_client(self) -> socket.socket | None:
-        """Accept until a client proves it knows the secret; None when the timeout expired.
+    def wait_for_client(self) -> tuple[str, socket.socket | None]:
+        """Serve clients until one attaches or asks to continue, or the timeout expires.
 
-        Refused clients do not extend the deadline, and each one gets at most
-        HANDSHAKE_TIMEOUT seconds, so a silent or hostile peer cannot keep a rank waiting.
+        Returns ("attach", connection), ("continue", None) or ("timeout", None). Evaluations
+        are answered and the wait goes on. Refused clients do not extend the deadline, and each
+        gets at most HANDSHAKE_TIMEOUT seconds in its own thread, so a silent or hostile peer
+        cannot keep a rank waiting nor hold up the next client.
         """
         assert self._listener is not None
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            self._listener.settimeout(remaining)
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                return None
-            if self._handshake(conn, remaining):
-                self._mark_attached()
-                return conn
+        ready: queue.SimpleQueue = queue.SimpleQueue()
+        wake_r, wake_w = os.pipe()
+        self._listener.setblocking(False)
+        self._accepting = True
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return "timeout", None
+                try:
+                    readable, _, _ = select.select([self._listener, wake_r], [], [], remaining)
+                except InterruptedError:
+                    continue
+                if self._listener in readable:
+                    self._accept(deadline, ready, wake_w)
+                if wake_r in readable:
+                    os.read(wake_r, 4096)
+                while True:
+                    try:
+                        conn, request = ready.get_nowait()
+                    except queue.Empty:
+                        break
+                    outcome = self._serve_request(conn, request)
+                    if outcome is not None:
+                        return outcome, conn if outcome == "attach" else None
+        finally:
+            self._stop_accepting(ready)
+            os.close(wake_r)
+            os.close(wake_w)
 
-    def _handshake(self, conn: socket.socket, remaining: float | None) -> bool:
+    def _accept(self, deadline: float | None, ready: queue.SimpleQueue, wake_w: int) -> None:
+        try:
+            conn, _ = self._listener.accept()  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.setblocking(True)
+        threading.Thread(
+            target=self._handshake, args=(conn, deadline, ready, wake_w), name="ms-debug-handshake", daemon=True
+        ).start()
+
+    def _serve_request(self, conn: socket.socket, request: dict[str, Any]) -> str | None:
+        """Do what an authenticated client asked, in the breakpoint's thread."""
+        mode = request.get("mode")
+        try:
+            if mode == "eval":
+                reply = evaluate(self.frame, str(request.get("expr", "")))
+                reply["record"] = json.loads(self.record.to_json())
+                protocol.send_frame(conn, protocol.RESULT, json.dumps(reply).encode())
+                conn.close()
+                return None
+            if mode == "continue":
+                protocol.send_frame(conn, protocol.RESULT, json.dumps({"ok": True, "value": "continued"}).encode())
+                conn.close()
+                return "continue"
+            if mode != "attach":
+                protocol.send_frame(conn, protocol.DENIED, f"unknown request {mode!r}".encode())
+                conn.close()
+                return None
+            self.record.state = "attached"
+            self.record.socket = None
+            protocol.send_frame(conn, protocol.WELCOME, self.record.to_json())
+        except OSError:  # the client went away meanwhile: keep waiting for the next one
+            self.record.state = "waiting"
+            self.record.socket = self._socket_name
+            conn.close()
+            return None
+        conn.settimeout(None)
+        self._mark_attached()
+        return "attach"
+
+    def _stop_accepting(self, ready: queue.SimpleQueue) -> None:
+        with self._accept_lock:
+            self._accepting = False
+        while True:
+            try:
+                conn, _ = ready.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                protocol.send_frame(conn, protocol.DENIED, b"the breakpoint is no longer waiting")
+            except OSError:
+                pass
+            conn.close()
+
+    def _handshake(self, conn: socket.socket, deadline: float | None, ready: queue.SimpleQueue, wake_w: int) -> None:
+        remaining = None if deadline is None else deadline - time.monotonic()
         limit = HANDSHAKE_TIMEOUT if remaining is None else max(0.1, min(HANDSHAKE_TIMEOUT, remaining))
         conn.settimeout(limit)
         reason = "wrong or missing secret"
@@ -164,20 +262,26 @@ class Session:
                 protocol.send_frame(conn, protocol.HELLO, json.dumps(hello).encode())
                 frame = protocol.recv_frame(conn)
                 if frame is not None and frame[0] == protocol.AUTH and protocol.auth_ok(self.secret, nonce, frame[1]):
-                    self.record.state = "attached"
-                    self.record.socket = None
-                    protocol.send_frame(conn, protocol.WELCOME, self.record.to_json())
-                    conn.settimeout(None)
-                    return True
+                    request = protocol.recv_frame(conn)
+                    if request is None or request[0] != protocol.REQUEST:
+                        raise protocol.ProtocolError("no request after the handshake")
+                    parsed = json.loads(request[1])
+                    if not isinstance(parsed, dict):
+                        raise protocol.ProtocolError("malformed request")
+                    with self._accept_lock:
+                        if self._accepting:
+                            ready.put((conn, parsed))
+                            os.write(wake_w, b"!")
+                            return
+                    reason = "the breakpoint is no longer waiting"
             protocol.send_frame(conn, protocol.DENIED, reason.encode())
-        except (OSError, protocol.ProtocolError) as exc:
+        except (OSError, ValueError, protocol.ProtocolError) as exc:
             reason = f"handshake failed ({exc.__class__.__name__})"
         log(f"rank {self.record.rank} pid {self.owner_pid}: refused a client: {reason}")
         try:
             conn.close()
         except OSError:
             pass
-        return False
 
     def _mark_attached(self) -> None:
         """Stop listening as soon as a client is in: at most one client, nothing left listening."""
@@ -216,6 +320,18 @@ class Session:
         self._unlink(self.record_path)
         with _live_lock:
             _live.discard(self)
+
+
+def evaluate(frame, expr: str) -> dict[str, Any]:
+    """``p expr`` without pdb: the value's repr (or the error's last line) in ``frame``."""
+    try:
+        value = eval(compile(expr, "<ms-debug eval>", "eval"), frame.f_globals, frame.f_locals)
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - the user's expression: report, never raise
+        return {"ok": False, "error": traceback.format_exception_only(type(exc), exc)[-1].strip()}
+    if len(text) > MAX_VALUE:
+        text = text[:MAX_VALUE] + f"... ({len(text)} characters)"
+    return {"ok": True, "value": text}
 
 
 def close_all(reason: str = "process exiting") -> None:

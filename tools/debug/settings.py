@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
+import signal
+import socket
 import sys
 from typing import Mapping
 
@@ -22,6 +25,11 @@ ENV_TIMEOUT = "MS_DEBUG_TIMEOUT"  # seconds to wait for a client; 0/none = forev
 ENV_WAIT_OTHERS = "MS_DEBUG_WAIT_OTHERS"  # 1: non-selected ranks wait at the breakpoint
 ENV_RANK_PID = "MS_DEBUG_RANK_PID"  # pid of the rank's main process, inherited by its children
 ENV_HISTORY = "MS_DEBUG_HISTORY"  # client history file
+ENV_POST_MORTEM = "MS_DEBUG_POST_MORTEM"  # 1: an uncaught exception opens a session where it was raised
+ENV_HOSTNAME = "MS_DEBUG_HOSTNAME"  # this node's name in records (default: socket.gethostname())
+ENV_SSH = "MS_DEBUG_SSH"  # how to reach another node: a command line, default "ssh"; "none" = only print
+ENV_STACKS_SIGNAL = "MS_DEBUG_STACKS_SIGNAL"  # signal that makes a rank dump its threads' stacks
+ENV_BREAK_SIGNAL = "MS_DEBUG_BREAK_SIGNAL"  # signal that opens a session where the rank's main thread is
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds a breakpoint waits for a client before the process continues on its own.
@@ -44,6 +52,14 @@ def log(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):  # stderr closed: never let the debugger break the job
         pass
+
+
+def attach_hint(rank: int, job: str, pid: int | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The exact command that attaches to ``rank``, with the ``$MS_DEBUG_DIR`` the client needs."""
+    env = os.environ if env is None else env
+    prefix = f"{ENV_DIR}={shlex.quote(env[ENV_DIR])} " if env.get(ENV_DIR, "").strip() else ""
+    command = f"{prefix}python -m tools.debug attach {rank} --job {shlex.quote(job)}"
+    return command + (f" --pid {pid}" if pid is not None else "")
 
 
 def parse_timeout(value: float | int | str | None) -> float | None:
@@ -76,10 +92,50 @@ def resolve_timeout(argument: float | int | str | None, env: Mapping[str, str] |
     return parse_timeout(argument)
 
 
-def resolve_wait_others(argument: bool | None, env: Mapping[str, str] | None = None) -> bool:
-    """Whether non-selected ranks wait: ``$MS_DEBUG_WAIT_OTHERS`` if set, else the argument."""
+def hostname(env: Mapping[str, str] | None = None) -> str:
+    """This node's name as records and ``list`` show it: ``$MS_DEBUG_HOSTNAME`` or the host name.
+
+    The override exists for containers whose host names are not what ``ssh`` reaches, and is how
+    the tests simulate a second node on one machine."""
     env = os.environ if env is None else env
-    raw = env.get(ENV_WAIT_OTHERS)
+    return env.get(ENV_HOSTNAME, "").strip() or socket.gethostname()
+
+
+def resolve_flag(name: str, argument: bool | None, env: Mapping[str, str] | None = None) -> bool:
+    """A boolean switch: the variable ``name`` if it is set to a yes/no word, else the argument."""
+    env = os.environ if env is None else env
+    raw = env.get(name)
     if raw is not None and raw.strip().lower() in _TRUE | (_FALSE - {""}):
         return raw.strip().lower() in _TRUE
     return bool(argument)
+
+
+def resolve_wait_others(argument: bool | None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether non-selected ranks wait: ``$MS_DEBUG_WAIT_OTHERS`` if set, else the argument."""
+    return resolve_flag(ENV_WAIT_OTHERS, argument, env)
+
+
+# Real-time signals by default: programs and launchers claim SIGUSR1/SIGUSR2 (SLURM pre-emption,
+# checkpoint-on-signal), real-time ones are practically never used by training code.
+DEFAULT_STACKS_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+DEFAULT_BREAK_SIGNAL = signal.SIGRTMIN + 4 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR1
+
+
+def resolve_signal(name: str, default: int, env: Mapping[str, str] | None = None) -> int | None:
+    """A signal number from ``$name`` (a number, ``SIGUSR2``, ``RTMIN+3``; ``none`` disables)."""
+    env = os.environ if env is None else env
+    raw = env.get(name, "").strip().upper()
+    if not raw:
+        return int(default)
+    if raw.lower() in _FOREVER | {"off", "no", "false"}:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    text = raw[3:] if raw.startswith("SIG") else raw
+    if text.startswith("RTMIN") and hasattr(signal, "SIGRTMIN"):
+        offset = text[5:].lstrip("+") or "0"
+        return int(signal.SIGRTMIN) + int(offset)
+    number = getattr(signal, "SIG" + text, None)
+    if number is None:
+        raise ValueError(f"{name}={env.get(name)!r} is not a signal")
+    return int(number)

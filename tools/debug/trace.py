@@ -1,4 +1,6 @@
-"""``set_trace()``: the breakpoint entry point (also ``PYTHONBREAKPOINT=tools.debug.set_trace``).
+"""``set_trace()``: the breakpoint entry point (also ``PYTHONBREAKPOINT=tools.debug.set_trace``),
+and the two other ways a session opens: ``post_mortem()`` for an uncaught exception and
+``break_here()`` for the break signal (both installed by ``tools.debug.agent``).
 
 On a selected rank it registers a session, waits (bounded by the timeout) for a client, and
 then hands the caller's frame to a real pdb talking to that client. On other ranks it returns
@@ -12,15 +14,24 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import traceback
 from collections import Counter
-from typing import Iterable
+from types import FrameType, TracebackType
+from typing import Callable, Iterable
 
 from tools.debug.barrier import SiteBarrier
 from tools.debug.rank import RankInfo, detect_rank, detect_world_size, process_role, resolve_selection
 from tools.debug.registry import derive_job_id, job_dir_for_server, job_secret
 from tools.debug.remote_pdb import Channel, RemotePdb
 from tools.debug.session import Session
-from tools.debug.settings import ENV_JOB, ENV_RANK_PID, log, resolve_timeout, resolve_wait_others
+from tools.debug.settings import (
+    ENV_JOB,
+    ENV_RANK_PID,
+    attach_hint,
+    log,
+    resolve_timeout,
+    resolve_wait_others,
+)
 
 _local = threading.local()
 _hits: Counter[str] = Counter()
@@ -119,11 +130,7 @@ def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
             attached.pdb.set_trace(frame)
         return
 
-    role = process_role(rank)
-    if role == "main":
-        os.environ.setdefault(ENV_RANK_PID, str(os.getpid()))  # children spawned from now on know
-    job = derive_job_id()
-    os.environ.setdefault(ENV_JOB, job)  # children join this job even if they change process group
+    role, job = _identify(rank)
 
     barrier = None
     if wait and role == "main":
@@ -144,8 +151,80 @@ def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
     _serve(frame, job, rank, role, seconds, barrier, header)
 
 
+def _identify(rank: RankInfo) -> tuple[str, str]:
+    """This process's role and job id, exported so the processes it starts from now on know both."""
+    role = process_role(rank)
+    if role == "main" and os.environ.get(ENV_RANK_PID) != str(os.getpid()):
+        os.environ[ENV_RANK_PID] = str(os.getpid())
+    job = derive_job_id()
+    os.environ.setdefault(ENV_JOB, job)  # children join this job even if they change process group
+    return role, job
+
+
+_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without the leading frames of ``python -m tools.debug run`` (runpy and ours)."""
+    while tb is not None and tb.tb_next is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if "runpy" not in os.path.basename(filename) and os.path.dirname(os.path.abspath(filename)) != _DEBUG_DIR:
+            break
+        tb = tb.tb_next
+    return tb
+
+
+def post_mortem(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> TracebackType | None:
+    """Open a session at the frame that raised ``exc`` (an uncaught exception); returns when the
+    session is over (or nobody attached in time) so the caller can end the rank as it would have.
+
+    Returns the traceback without the debugger's own leading frames, for printing."""
+    tb = _user_traceback(tb)
+    try:
+        rank = detect_rank()
+        selection = resolve_selection(None)
+        if tb is None or not (selection is None or rank.rank in selection):
+            return tb
+        innermost = tb
+        while innermost.tb_next is not None:
+            innermost = innermost.tb_next
+        frame = innermost.tb_frame
+        role, job = _identify(rank)
+        text = traceback.format_exception_only(exc_type, exc)[-1].strip()
+        header = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip()
+        _serve(frame, job, rank, role, resolve_timeout(None), None, header, kind="post-mortem", exception=text,
+               start=lambda debugger: debugger.post_mortem(tb))
+    except Exception as exc_:  # noqa: BLE001 - see module docstring
+        log(f"debugger unavailable for the post-mortem of {exc_type.__name__}: {exc_}; exiting as usual")
+    return tb
+
+
+def break_here(frame: FrameType) -> None:
+    """A session where the main thread is now (the break signal's handler calls this): the
+    prompt shows at once at the interrupted line; ``c`` lets the rank go on."""
+    try:
+        rank = detect_rank()
+        role, job = _identify(rank)
+        _serve(frame, job, rank, role, resolve_timeout(None), None, "opened by a signal (tools.debug break)",
+               kind="signal", start=lambda debugger: debugger.interact_now(frame))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see module docstring
+        log(f"debugger unavailable at {frame.f_code.co_filename}:{frame.f_lineno}: {exc}; continuing")
+
+
 def _serve(
-    frame, job: str, rank: RankInfo, role: str, seconds: float | None, barrier: SiteBarrier | None, header: str | None
+    frame,
+    job: str,
+    rank: RankInfo,
+    role: str,
+    seconds: float | None,
+    barrier: SiteBarrier | None,
+    header: str | None,
+    *,
+    kind: str = "breakpoint",
+    exception: str | None = None,
+    start: Callable[[RemotePdb], None] | None = None,
 ) -> None:
     try:
         job_dir = job_dir_for_server(job=job)
@@ -153,7 +232,7 @@ def _serve(
         assert secret is not None
         if barrier is not None:
             barrier.arrived()
-        session = Session(job, job_dir, secret, rank, role, frame, seconds)
+        session = Session(job, job_dir, secret, rank, role, frame, seconds, kind=kind, exception=exception)
         session.open()
     except BaseException:
         if barrier is not None:
@@ -164,14 +243,13 @@ def _serve(
         raise
     where = f"{os.path.basename(session.record.file)}:{session.record.line}"
     limit = "no timeout" if seconds is None else f"continues after {seconds:g} s"
+    what = "waiting at" if kind == "breakpoint" else f"{kind} session ({exception})" if exception else f"{kind} session at"
     log(
-        f"rank {rank.rank} pid {session.owner_pid} waiting at {where} ({session.record.function}); "
-        f"attach: python -m tools.debug attach {rank.rank} --job {job}"
-        + (f" --pid {session.owner_pid}" if role != "main" else "")
-        + f" ({limit})"
+        f"rank {rank.rank} pid {session.owner_pid} {what} {where} ({session.record.function}); "
+        f"attach: {attach_hint(rank.rank, job, session.owner_pid if role != 'main' else None)} ({limit})"
     )
     try:
-        conn = session.wait_for_client()
+        outcome, conn = session.wait_for_client()
     except BaseException:
         session.close()
         if barrier is not None:
@@ -179,7 +257,10 @@ def _serve(
         raise
     if conn is None:
         session.close()
-        log(f"rank {rank.rank} pid {session.owner_pid}: nobody attached at {where} within {seconds:g} s; continuing")
+        if outcome == "timeout":
+            log(f"rank {rank.rank} pid {session.owner_pid}: nobody attached at {where} within {seconds:g} s; continuing")
+        else:
+            log(f"rank {rank.rank} pid {session.owner_pid}: continued by a client at {where}")
         if barrier is not None:
             barrier.done()
             barrier.wait()
@@ -193,4 +274,7 @@ def _serve(
         _attached[attached.thread] = attached
     if header:
         debugger.message(header)
+    if start is not None:
+        start(debugger)
+        return
     debugger.set_trace(frame)  # must be the last call: from here on the caller is traced
