@@ -349,3 +349,16 @@ def test_a_failed_unpack_of_a_corpus_leaves_nothing_behind(tmp_path):
         zf.writestr("pkg/m.py", "x = 1\n")
     assert (unpack(good) / "pkg/m.py").read_text() == "x = 1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good-1.0.zip", "unpacked"]
+
+
+def test_names_that_look_like_console_markup_are_printed_as_they_are(tmp_path, rules):
+    import io
+
+    from rich.console import Console
+
+    root = _tree(tmp_path / "src", {"[/x].py": GOOD, "[/y].py": b"import torch\nprint 'x'\n", "ok.py": GOOD})
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, color_system=None, width=200)
+    result = _convert(root, rules, use_cache=False, report_dir=tmp_path / "rep", progress=True, console=console)
+    assert result.summary["files_changed"] == 2
+    assert "failed [/y].py: syntax error at line 2" in screen.getvalue()

@@ -297,6 +297,7 @@ class _Conversion:
         finished = False
         progress = task = None
         if self.opts.progress and self.opts.console is not None and self.todo:
+            from rich.markup import escape
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
             progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 TextColumn("{task.fields[file]}"), console=self.opts.console, transient=True)
@@ -307,7 +308,7 @@ class _Conversion:
             for res in _pool_results(self.todo, self.rules, self.jobs):
                 self._settle(res, originals[res.path])
                 if progress is not None:
-                    progress.update(task, advance=1, file=shown(res.path[-60:]))
+                    progress.update(task, advance=1, file=escape(shown(res.path)[-60:]))
             finished = True
         finally:
             if progress is not None:
