@@ -101,12 +101,25 @@ def make_forward_step():
     return forward_step
 
 
+def save_gradients(model: torch.nn.Module, path: str) -> None:
+    """Each parameter's gradient as the optimizer will read it (DDP's main_grad, or .grad), by name."""
+    grads = {}
+    for name, param in model.named_parameters():
+        grad = getattr(param, "main_grad", None)
+        grad = param.grad if grad is None else grad
+        grads[name] = np.array(grad.detach().float().numpy(), dtype=np.float32) if grad is not None else \
+            np.full(tuple(param.shape), np.nan, np.float32)       # no gradient at all: never equal to one
+    np.savez(path, **grads)
+
+
 def main(argv: list[str] | None = None, backend: str = "gloo") -> list[float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--backend", default=backend)
     ap.add_argument("--out", help="write {losses, grad_norms, step_times} as JSON here")
+    ap.add_argument("--grads-out", help="write each parameter's step-1 gradient (before the optimizer step) "
+                                        "here, as a NumPy .npz keyed by parameter name")
     args = ap.parse_args(argv)
 
     init_distributed(args.backend)
@@ -130,6 +143,8 @@ def main(argv: list[str] | None = None, backend: str = "gloo") -> list[float]:
         optimizer.zero_grad()
         out = forward_backward(forward_step_func=forward_step, data_iterator=data, model=[model],
                                num_microbatches=1, seq_length=SEQ, micro_batch_size=MBS, forward_only=False)
+        if step == 0 and args.grads_out:
+            save_gradients(model, args.grads_out)
         ok, grad_norm, _ = optimizer.step()
         loss = float(out[0]["lm loss"])
         times.append(time.perf_counter() - start)

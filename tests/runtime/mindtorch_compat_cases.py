@@ -25,6 +25,17 @@ SCALE = 0.3                     # softmax scale of the attention cases
 ADAMW = dict(lr=0.05, beta1=0.9, beta2=0.95, weight_decay=0.1, eps=1e-8)
 ADAMW_VARIANTS = [(False, False), (True, False), (False, True), (True, True)]   # (amsgrad, maximize)
 SPLIT_SIZES = {0: [2, 0, 3, 0, 1], 1: [0, 2, 0, 3]}                             # dim -> sizes, with empty chunks
+# torch.<op>(input, a, b, beta=, alpha=): the shapes of input, a, b and of the output's cotangent; "input.bcast"
+# is an input that broadcasts to the output (a bias row, a batch of one), as Megatron and F.linear pass them
+BLAS_SHAPES = {
+    "baddbmm": {"input": (2, 3, 4), "input.bcast": (1, 3, 4), "a": (2, 3, 5), "b": (2, 5, 4), "ct": (2, 3, 4)},
+    "addmm": {"input": (3, 4), "input.bcast": (4,), "a": (3, 5), "b": (5, 4), "ct": (3, 4)},
+    "addbmm": {"input": (3, 4), "input.bcast": (1, 4), "a": (2, 3, 5), "b": (2, 5, 4), "ct": (3, 4)},
+    "addmv": {"input": (3,), "input.bcast": (1,), "a": (3, 5), "b": (5,), "ct": (3,)},
+    "addr": {"input": (3, 4), "input.bcast": (4,), "a": (3,), "b": (4,), "ct": (3, 4)},
+}
+# (beta, alpha): swapped pairs tell a swap apart; beta=0 must ignore the input, alpha=0 the product
+BLAS_SCALARS = [(1, 1), (0.5, 2.0), (2.0, 0.5), (0.0, 0.3), (1.0, 0.0), (-1.5, 0.25)]
 
 
 def inputs() -> dict[str, np.ndarray]:
@@ -52,6 +63,11 @@ def inputs() -> dict[str, np.ndarray]:
     # Megatron's roll_tensor
     d["roll.int64"] = rng.integers(1, 100, (3, 6)).astype(np.int64)
     d["roll.float32"] = f(4, 5)
+    # the blas products with beta and alpha (drawn last: the arrays above stay what they were)
+    for op, shapes in BLAS_SHAPES.items():
+        for key, shape in shapes.items():
+            d[f"{op}.{key}"] = f(*shape)
+    d["attn.k"], d["attn.v"] = f(2, 4, 5), f(2, 4, 4)   # 4 keys of dim 5 (q: baddbmm.a), values of dim 4
     return d
 
 
@@ -305,3 +321,60 @@ def register_roll_tensor(more=lambda roll_tensor: {}):
     for dtype in ("int64", "float32"):
         for dims in (-1, 0):
             case(f"roll_tensor[{dtype},shifts=-1,dims={dims}]")(lambda dt=dtype, dm=dims: roll(dt, dm))
+
+
+# --- blas products with beta and alpha: beta * input + alpha * (a @ b) -----------------------------------
+
+def _blas(op, beta, alpha, input_key="input"):
+    """torch.<op> with these beta and alpha: the function, the method, the in-place method (on a copy), and
+    the gradients of sum(out * ct) with respect to input, a and b."""
+    fn = getattr(torch, op)
+    x, a, b, ct = (INPUTS[f"{op}.{k}"] for k in (input_key, "a", "b", "ct"))
+    inplace = t(np.broadcast_to(x, ct.shape).copy())
+    getattr(inplace, op + "_")(t(a), t(b), beta=beta, alpha=alpha)
+    loss_value, (gx, ga, gb) = grads(lambda xs, as_, bs: (fn(xs, as_, bs, beta=beta, alpha=alpha) * t(ct)).sum(),
+                                     [param(x), param(a), param(b)])
+    return {"out": values(fn(t(x), t(a), t(b), beta=beta, alpha=alpha)),
+            "method": values(getattr(t(x), op)(t(a), t(b), beta=beta, alpha=alpha)),
+            "inplace": values(inplace), "loss": loss_value, "grad_input": gx, "grad_a": ga, "grad_b": gb}
+
+
+def _blas_beta0(op, fill):
+    """beta=0 on an input full of NaN (or inf): torch ignores the input, in the value and in the gradient
+    (Megatron's attention scores: baddbmm on torch.empty(...) with beta=0.0)."""
+    a, b, ct = (INPUTS[f"{op}.{k}"] for k in ("a", "b", "ct"))
+    full = np.full(INPUTS[f"{op}.input"].shape, fill, np.float32)
+    fn = getattr(torch, op)
+    loss_value, (gx, ga, gb) = grads(lambda xs, as_, bs: (fn(xs, as_, bs, beta=0.0, alpha=0.7) * t(ct)).sum(),
+                                     [param(full), param(a), param(b)])
+    inplace = t(full)
+    getattr(inplace, op + "_")(t(a), t(b), beta=0, alpha=0.7)
+    return {"out": values(fn(t(full), t(a), t(b), beta=0, alpha=0.7)), "inplace": values(inplace),
+            "loss": loss_value, "grad_input": gx, "grad_a": ga, "grad_b": gb}
+
+
+for _op in BLAS_SHAPES:
+    for _beta, _alpha in BLAS_SCALARS:
+        case(f"{_op}[beta={_beta},alpha={_alpha}]")(lambda op=_op, be=_beta, al=_alpha: _blas(op, be, al))
+    case(f"{_op}[beta=0.5,alpha=2.0,broadcast input]")(lambda op=_op: _blas(op, 0.5, 2.0, "input.bcast"))
+    for _fill in ("nan", "inf"):
+        case(f"{_op}[beta=0,{_fill} input]")(lambda op=_op, v=float(_fill): _blas_beta0(op, v))
+
+BLAS_CASES = [name for name in CASES if name.split("[")[0] in BLAS_SHAPES]
+
+
+@case("baddbmm[attention scores on torch.empty]")
+def attention_scores():
+    """Megatron's local attention (DotProductAttention): scores = baddbmm(torch.empty buffer, q, k^T,
+    beta=0.0, alpha=1/sqrt(d)), softmax, then the values: the output and the gradients of q, k, v (q's and
+    k's are exactly zero when the product is lost, as with beta and alpha swapped)."""
+    q, k, v, ct = INPUTS["baddbmm.a"], INPUTS["attn.k"], INPUTS["attn.v"], INPUTS["baddbmm.ct"]
+
+    def attend(qs, ks, vs):
+        buffer = torch.empty(qs.shape[0], qs.shape[1], ks.shape[1])            # [b, sq, sk], uninitialised
+        scores = torch.baddbmm(buffer, qs, ks.transpose(1, 2), beta=0.0, alpha=1.0 / np.sqrt(qs.shape[2]))
+        return torch.bmm(torch.softmax(scores, dim=-1), vs)
+
+    loss_value, (gq, gk, gv) = grads(lambda qs, ks, vs: (attend(qs, ks, vs) * t(ct)).sum(),
+                                     [param(q), param(k), param(v)])
+    return {"out": values(attend(t(q), t(k), t(v))), "loss": loss_value, "grad_q": gq, "grad_k": gk, "grad_v": gv}

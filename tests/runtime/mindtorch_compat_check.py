@@ -1,6 +1,6 @@
-"""Run inside a converted workspace (``source set_env.sh``): what patch 0007 (MindSpeed / MindSpeed-LLM
-on CPU) adds to mindtorch, case by case, on MindSpore's CPU backend; and Megatron's roll_tensor as
-rule MEG008 rewrites it.
+"""Run inside a converted workspace (``source set_env.sh``): what patches 0007 (MindSpeed / MindSpeed-LLM
+on CPU) and 0008 (blas products with beta and alpha) add to mindtorch, case by case, on MindSpore's CPU
+backend; and Megatron's roll_tensor as rule MEG008 rewrites it.
 
 The cases that are the same code on PyTorch are in mindtorch_compat_cases.py, written against `torch`,
 which here is mindtorch through its import proxy (verified below, before any case runs);

@@ -1,7 +1,8 @@
-"""What patch 0007 (MindSpeed / MindSpeed-LLM on CPU) adds to mindtorch, run in the converted workspace on
-MindSpore CPU (mindtorch_compat_check.py): against PyTorch on the same fixed random inputs where torch has
-the API (mindtorch_compat_reference.py, run in the reference environment), and against torch's documented
-behaviour (names, shapes, exceptions) where it does not. Also Megatron's roll_tensor as rule MEG008
+"""What patches 0007 (MindSpeed / MindSpeed-LLM on CPU) and 0008 (blas products with beta and alpha) add
+to mindtorch, run in the converted workspace on MindSpore CPU (mindtorch_compat_check.py): against PyTorch
+on the same fixed random inputs where torch has the API (mindtorch_compat_reference.py, run in the
+reference environment), and against torch's documented behaviour (names, shapes, exceptions) where it
+does not. Also Megatron's roll_tensor as rule MEG008
 rewrites it, against the unconverted one on PyTorch. The cases that are the same code on both sides are
 written once, against `torch`, in mindtorch_compat_cases.py, which both scripts import."""
 from __future__ import annotations
@@ -27,6 +28,12 @@ TND_CASES = ["npu_fusion_attention[TND]", "npu_fusion_attention[TND,empty sequen
              "npu_fusion_attention[TND,empty sequence inside]", "npu_fusion_attention[TND,empty sequence last]",
              "npu_fusion_attention[TND,queries without keys]"]
 ROLL_CASES = [f"roll_tensor[{dt},shifts=-1,dims={d}]" for dt in ("int64", "float32") for d in (-1, 0)]
+# patch 0008: beta * input + alpha * (a @ b), function, method, in place, gradients (mindtorch_compat_cases.py)
+BLAS_OPS = ("baddbmm", "addmm", "addbmm", "addmv", "addr")
+BLAS_CASES = [f"{op}[{v}]" for op in BLAS_OPS for v in (
+    *(f"beta={b},alpha={a}" for b, a in ((1, 1), (0.5, 2.0), (2.0, 0.5), (0.0, 0.3), (1.0, 0.0), (-1.5, 0.25))),
+    "beta=0.5,alpha=2.0,broadcast input", "beta=0,nan input", "beta=0,inf input")]
+BLAS_CASES.append("baddbmm[attention scores on torch.empty]")
 
 # MindSpore case -> (PyTorch reference case, tolerance)
 COMPARED = {
@@ -49,6 +56,7 @@ COMPARED = {
     "npu_fusion_attention[TND,empty sequence last]": ("npu_fusion_attention[TND]", VALUE_TOL),
     "npu_fusion_attention[TND,queries without keys]": ("npu_fusion_attention[TND,queries without keys]", VALUE_TOL),
     **{name: (name, VALUE_TOL) for name in ROLL_CASES},
+    **{name: (name, VALUE_TOL) for name in BLAS_CASES},
 }
 MINDSPORE_ONLY = {
     "adamw[top-level name]", "Tensor.type", "device", "host streams", "torch proxy", "library",
@@ -143,6 +151,23 @@ def test_the_comparisons_are_not_trivial(ms, pt):
     assert first[2] != ams[2], "amsgrad changes nothing on these inputs"
     amp = _case(pt, "_fused_adamw_[grad_scale,found_inf]")["state"]
     assert amp[0] == amp[1] != amp[2], "the found_inf step must change nothing, the others must"
+
+
+def test_the_blas_comparisons_are_not_trivial(pt):
+    """On the reference: swapping beta and alpha changes every result (so a swap cannot pass), beta=0
+    results are finite although the input is NaN or inf, alpha=0 leaves the product's operands without a
+    gradient and beta=0 the input, and attention's query/key gradients are not zero."""
+    for op in BLAS_OPS:
+        one, swapped = _case(pt, f"{op}[beta=0.5,alpha=2.0]"), _case(pt, f"{op}[beta=2.0,alpha=0.5]")
+        for key in ("out", "method", "inplace", "grad_input", "grad_a", "grad_b"):
+            assert not np.allclose(one[key], swapped[key], rtol=1e-3), (op, key)
+        for fill in ("nan", "inf"):
+            r = _case(pt, f"{op}[beta=0,{fill} input]")
+            assert np.isfinite(r["out"]).all() and np.isfinite(r["inplace"]).all(), (op, fill)
+            assert not np.any(r["grad_input"]) and np.abs(r["grad_a"]).max() > 0, (op, fill)
+        assert not np.any(_case(pt, f"{op}[beta=1.0,alpha=0.0]")["grad_a"]), op
+    attention = _case(pt, "baddbmm[attention scores on torch.empty]")
+    assert min(np.abs(attention[g]).max() for g in ("grad_q", "grad_k", "grad_v")) > 0.1
 
 
 def test_roll_tensor_is_the_rewritten_one(ms):
