@@ -85,14 +85,19 @@ class Cache:
             self.used[key] = self.entries[key]
 
     def record_write(self, result: FileResult, fixed_point: dict | None) -> None:
-        """Append ``result`` (a changed file, about to be written) to the journal. Raises OSError."""
+        """Append ``result`` (a changed file, about to be written) to the journal. Raises OSError
+        once: then the journal is given up for this run (it only makes resumed reports complete)."""
         if self.journal_path is None:
             return
-        if self._journal is None:
-            self._ensure_folder()
-            self._journal = self.journal_path.open("a", encoding="utf-8")
-        self._journal.write(json.dumps({"result": result.to_json(), "fixed_point": fixed_point}) + "\n")
-        self._journal.flush()   # in the kernel's hands: survives a SIGKILL of this process
+        try:
+            if self._journal is None:
+                self._ensure_folder()
+                self._journal = self.journal_path.open("a", encoding="utf-8")
+            self._journal.write(json.dumps({"result": result.to_json(), "fixed_point": fixed_point}) + "\n")
+            self._journal.flush()   # in the kernel's hands: survives a SIGKILL of this process
+        except OSError:
+            self.journal_path = None
+            raise
 
     def save(self, finished: bool) -> None:
         """Keep only what this run saw, so the cache does not grow without bound. ``finished``: the

@@ -351,9 +351,8 @@ class _Conversion:
         try:
             self.cache.record_write(res, fixed)
         except OSError as exc:
-            self.warnings.append(f"cannot record progress in {self.cache.journal_path}: {_why(exc)} "
+            self.warnings.append(f"cannot record progress in the cache folder {self.cache.folder}: {_why(exc)} "
                                  "(if this run is interrupted, the next one reports only its own changes)")
-            self.cache.journal_path = None
 
     # -- finish ---------------------------------------------------------------------------------
     def finish(self, started: float) -> RunResult:
