@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import termios
 import threading
@@ -30,7 +29,6 @@ from debug_testkit import (
     Client,
     Processes,
     debug_env,
-    list_json,
     run_cli,
     wait_for,
     wait_for_sessions,

@@ -158,3 +158,90 @@ def test_known_launchers_are_never_a_ranks_parent_process() -> None:
         assert _is_launcher([a.encode() for a in argv]), argv
     for argv in (["python", "/x/deepspeed_examples/train.py"], ["python", "-m", "tools.debug", "attach", "1"]):
         assert not _is_launcher([a.encode() for a in argv]), argv
+
+
+def test_collectives_page_is_read_back_from_another_mapping(tmp_path: Path) -> None:
+    from tools.debug import collectives
+
+    page = tmp_path / "x.coll"
+    with collectives.collective("all_reduce", group="tp"):  # not active yet: nothing to publish
+        assert not page.exists()
+    collectives.activate(page)
+    try:
+        assert collectives.read_page(page) == {}
+        with collectives.collective("all_reduce", group="tp", bytes=64):
+            (call,) = collectives.read_page(page).values()
+            assert (call["op"], call["details"], call["thread"]) == ("all_reduce", {"group": "tp", "bytes": 64}, "MainThread")
+        assert collectives.read_page(page) == {}
+        assert (page.stat().st_mode & 0o777) == 0o600
+    finally:
+        collectives.deactivate()
+
+
+def test_faulthandler_dump_is_parsed(tmp_path: Path) -> None:
+    import faulthandler
+    import threading
+
+    from tools.debug.stacks import parse_faulthandler
+
+    started, stop = threading.Event(), threading.Event()
+
+    def parked() -> None:
+        started.set()
+        stop.wait()
+
+    thread = threading.Thread(target=parked, daemon=True)
+    thread.start()
+    started.wait()
+    with open(tmp_path / "dump", "w+b") as handle:
+        faulthandler.dump_traceback(handle, all_threads=True)
+        handle.seek(0)
+        threads = parse_faulthandler(handle.read().decode())
+    stop.set()
+    by_ident = {t["ident"]: t for t in threads}
+    assert {threading.get_ident(), thread.ident} <= set(by_ident)
+    assert by_ident[threading.get_ident()]["current"] and by_ident[threading.get_ident()]["frames"][0]["function"] == \
+        "test_faulthandler_dump_is_parsed"
+    assert any(f["function"] == "parked" for f in by_ident[thread.ident]["frames"])
+
+
+def test_signals_and_flags_from_the_environment() -> None:
+    import signal
+
+    from tools.debug.settings import resolve_flag, resolve_signal
+
+    assert resolve_signal("S", 40, {}) == 40
+    assert resolve_signal("S", 40, {"S": "SIGUSR2"}) == resolve_signal("S", 40, {"S": "usr2"}) == signal.SIGUSR2
+    assert resolve_signal("S", 40, {"S": "RTMIN+5"}) == signal.SIGRTMIN + 5
+    assert resolve_signal("S", 40, {"S": "none"}) is None
+    with pytest.raises(ValueError, match="is not a signal"):
+        resolve_signal("S", 40, {"S": "SIGNOPE"})
+    assert resolve_flag("F", None, {"F": "1"}) and not resolve_flag("F", True, {"F": "off"}) and resolve_flag("F", True, {})
+
+
+def test_a_process_that_set_its_own_rank_is_a_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.debug import rank as rank_module
+
+    monkeypatch.delenv("MS_DEBUG_RANK_PID", raising=False)
+    monkeypatch.setattr(rank_module, "_inherited", RankInfo(0, "default"))  # started without a rank variable
+    assert rank_module.process_role(RankInfo(2, "RANK")) == "main"  # set RANK=2 itself (mp.spawn)
+    assert rank_module.process_role(RankInfo(0, "RANK")) == "main"  # rank 0 too
+    monkeypatch.setattr(rank_module, "_inherited", RankInfo(2, "RANK"))  # inherited RANK=2 from its parent ...
+    monkeypatch.setenv("MS_DEBUG_RANK_PID", "1")  # ... whose rank process is another one: a worker of rank 2
+    assert rank_module.process_role(RankInfo(2, "RANK")) == "subprocess"
+
+
+def test_remote_commands_are_quoted_for_the_remote_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    from tools.debug.remote import remote_command, ssh_argv
+
+    command = remote_command(["eval", "x['a b']", "--job", "j"], "/opt/py 3/bin/python", "/src", Path("/shared/dbg"))
+    assert shlex.split(command) == ["env", "PYTHONPATH=/src", "MS_DEBUG_DIR=/shared/dbg", "/opt/py 3/bin/python",
+                                    "-m", "tools.debug", "eval", "x['a b']", "--job", "j"]
+    monkeypatch.delenv("MS_DEBUG_SSH", raising=False)
+    assert ssh_argv("node7", command, tty=True) == ["ssh", "-t", "node7", command]
+    monkeypatch.setenv("MS_DEBUG_SSH", "ssh -J gateway -p 2222")
+    assert ssh_argv("node7", command, tty=False) == ["ssh", "-J", "gateway", "-p", "2222", "node7", command]
+    monkeypatch.setenv("MS_DEBUG_SSH", "none")
+    assert ssh_argv("node7", command, tty=False) is None

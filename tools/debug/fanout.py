@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from tools.debug.client import EXIT_ERROR, EXIT_NO_SESSION, EXIT_OK, connect, find_sessions, print_table, session_secret
 from tools.debug.registry import SessionRecord
-from tools.debug.settings import log
+from tools.debug.settings import hostname, log
 
 EVAL_TIMEOUT = 30.0  # seconds one rank gets to evaluate an expression
 
@@ -69,8 +69,6 @@ def fanout(mode: str, expr: str | None, job: str | None, ranks: frozenset[int] |
         by_rank.setdefault((record.host, record.pid), record)
     chosen = list(by_rank.values())
     request: dict[str, Any] = {"mode": mode} | ({"expr": expr} if expr is not None else {})
-    from tools.debug.settings import hostname
-
     here = hostname()
     local = [r for r in chosen if r.host == here]
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(local)))) as pool:

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import stat
 import threading
 from dataclasses import asdict, dataclass, field, fields
