@@ -132,6 +132,14 @@ def script_env(**extra: str) -> dict[str, str]:
     return env
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """safe_dump without anchors: a list shared by two repositories (RULES) is written out twice,
+    as a person writes a manifest; the manifest loader refuses aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 @dataclass
 class Result:
     returncode: int
@@ -188,7 +196,8 @@ class World:
 
     def write_manifest(self, repos: list[dict], name: str = "testws", file: str = "ws.yaml") -> Path:
         path = self.manifest_dir / file
-        path.write_text(yaml.safe_dump({"name": name, "description": "test workspace", "repos": repos}, sort_keys=False))
+        path.write_text(yaml.dump({"name": name, "description": "test workspace", "repos": repos}, Dumper=_PlainDumper,
+                                  sort_keys=False))
         return path
 
     def default_manifest(self, *, rules: bool = False, patches: Any = None) -> Path:
