@@ -362,3 +362,57 @@ def test_names_that_look_like_console_markup_are_printed_as_they_are(tmp_path, r
     result = _convert(root, rules, use_cache=False, report_dir=tmp_path / "rep", progress=True, console=console)
     assert result.summary["files_changed"] == 2
     assert "failed [/y].py: syntax error at line 2" in screen.getvalue()
+
+
+DEPTH = 1200   # deeper than Python's recursion limit (1000)
+
+
+def _deep_file(root: Path) -> str:
+    """``a/a/.../a/m.py``, DEPTH folders deep, made without recursion; its relative path."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(DEPTH):
+            os.mkdir("a", dir_fd=fd)
+            inner = os.open("a", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        out = os.open("m.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, GOOD)
+        os.close(out)
+    finally:
+        os.close(fd)
+    return "a/" * DEPTH + "m.py"
+
+
+def _remove_deep(root: Path) -> None:
+    """Remove a tree made by _deep_file (shutil.rmtree recurses: it would fail on it)."""
+    walked = []
+    pending = [os.fspath(root)]
+    while pending:
+        here = pending.pop()
+        with os.scandir(here) as it:
+            entries = list(it)
+        walked.append(here)
+        pending.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        for e in entries:
+            if not e.is_dir(follow_symlinks=False):
+                os.unlink(e.path)
+    for here in reversed(walked):
+        os.rmdir(here)
+
+
+def test_a_tree_nested_deeper_than_the_recursion_limit_is_converted(tmp_path, rules):
+    src, out = tmp_path / "src", tmp_path / "out"
+    try:
+        rel = _deep_file(src)
+        into = _convert(src, rules, output=out, use_cache=False, report_dir=tmp_path / "rep1")
+        assert into.summary["files_changed"] == 1 and into.summary["files_failed"] == 0
+        assert (out / rel).read_bytes() == GOOD_OUT
+        done = _convert(src, rules, use_cache=False, report_dir=tmp_path / "rep2")
+        assert done.summary["files_changed"] == 1
+        assert (src / rel).read_bytes() == GOOD_OUT
+    finally:
+        for tree in (src, out):
+            if tree.exists():
+                _remove_deep(tree)

@@ -46,12 +46,31 @@ def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
         return fh.read(), st
 
 
+def ensure_dir(folder: Path) -> None:
+    """``mkdir -p``, without recursion (``Path.mkdir(parents=True)`` and ``os.makedirs`` recurse
+    once per level, and a hostile tree can be nested deeper than Python's recursion limit)."""
+    path = os.fspath(folder)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+
+
 @contextmanager
 def _replacing(path: Path, check: Callable[[], None] | None = None) -> Iterator[tuple[BinaryIO, str]]:
     """A temp file next to ``path`` (named ``.<name>.<random>`` + :data:`TMP_SUFFIX`), renamed
     onto ``path`` when the block ends normally (after ``check``, which may raise) and removed
     when it does not."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -109,7 +128,7 @@ def atomic_copy(source: Path, target: Path) -> None:
 
 def atomic_symlink(link: str, target: Path) -> None:
     """Make ``target`` a symlink to ``link``, replacing what is there in one step."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target.parent)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
     os.symlink(link, tmp)
     try:

@@ -22,48 +22,62 @@ class Entry:
 
 
 def walk_tree(root: Path, excludes: tuple[str, ...] = ()) -> list[Entry]:
-    """All entries below ``root`` in sorted order (so every ``-j`` sees the same order)."""
+    """All entries below ``root`` in sorted order (so every ``-j`` sees the same order).
+
+    Iterative (an explicit stack, not recursion like ``os.walk`` here), so a hostile tree nested a
+    thousand folders deep is walked like any other."""
     out: list[Entry] = []
-
-    def unreadable(exc: OSError) -> None:
-        rel = os.path.relpath(exc.filename, root).replace(os.sep, "/") if exc.filename else "."
-        out.append(Entry(rel, "unreadable-dir", reason=f"cannot read directory: {exc.strerror}"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        keep = []
-        for d in sorted(dirnames):
-            rel = rel_dir + d
-            if d in SKIP_DIRS or _excluded(rel, excludes):
+    pending = [""]                       # folders to list, relative to root ("" or "a/b/")
+    while pending:
+        rel_dir = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, rel_dir)) as it:
+                listing = list(it)
+        except OSError as exc:
+            out.append(Entry(rel_dir.rstrip("/") or ".", "unreadable-dir",
+                             reason=f"cannot read directory: {exc.strerror}"))
+            continue
+        for de in listing:
+            entry = _classify(de, rel_dir + de.name, excludes)
+            if entry is None:
                 continue
-            if os.path.islink(os.path.join(dirpath, d)):
-                out.append(Entry(rel, "symlink-dir"))
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            rel = rel_dir + f
-            if f.endswith(TMP_SUFFIX):
-                out.append(Entry(rel, "stale-tmp"))
-                continue
-            if _excluded(rel, excludes):
-                continue
-            try:
-                st = os.lstat(os.path.join(dirpath, f))
-            except FileNotFoundError:
-                continue          # removed since the folder was listed
-            except OSError as exc:
-                out.append(Entry(rel, "special", reason=f"cannot stat: {exc.strerror}"))
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                out.append(Entry(rel, "symlink"))
-            elif not stat.S_ISREG(st.st_mode):
-                out.append(Entry(rel, "special", reason=file_kind(st.st_mode)))
+            if entry.kind == "dir":
+                pending.append(entry.relpath + "/")
             else:
-                out.append(Entry(rel, "py" if f.endswith(".py") else "other", st.st_size))
+                out.append(entry)
     out.sort(key=lambda e: e.relpath)
     return out
+
+
+def _classify(de: os.DirEntry, rel: str, excludes: tuple[str, ...]) -> Entry | None:
+    """What one directory entry is (``dir``: a folder to walk); None: not part of the tree."""
+    try:
+        st = de.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None                      # removed since the folder was listed
+    except OSError as exc:
+        return Entry(rel, "special", reason=f"cannot stat: {exc.strerror}")
+    is_dir = stat.S_ISDIR(st.st_mode) or (stat.S_ISLNK(st.st_mode) and _points_to_dir(de))
+    if is_dir:
+        if de.name in SKIP_DIRS or _excluded(rel, excludes):
+            return None
+        return Entry(rel, "symlink-dir" if stat.S_ISLNK(st.st_mode) else "dir")
+    if de.name.endswith(TMP_SUFFIX):
+        return Entry(rel, "stale-tmp")
+    if _excluded(rel, excludes):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return Entry(rel, "symlink")
+    if not stat.S_ISREG(st.st_mode):
+        return Entry(rel, "special", reason=file_kind(st.st_mode))
+    return Entry(rel, "py" if de.name.endswith(".py") else "other", st.st_size)
+
+
+def _points_to_dir(de: os.DirEntry) -> bool:
+    try:
+        return de.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 _KINDS = {stat.S_IFIFO: "named pipe", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
