@@ -23,8 +23,9 @@ def convert_tree(root: Path, rules: RuleSet, *, output: Path | None = None, jobs
     retargeted APIs the target provides, for code that will run against another mindtorch than the
     installed one (a workspace's patched copy); the introspection cache is keyed by them too.
 
-    Never raises for a bad file (it is reported in ``result.summary['failures']``); raises
-    :class:`UsageError` for impossible arguments.
+    Never raises for a bad file, nor for one that cannot be read or written (each is reported in
+    ``result.summary['failures']``); a cache or report that cannot be written is a line in
+    ``result.summary['warnings']``. Raises :class:`UsageError` for impossible arguments.
     """
     if progress and console is None:
         from rich.console import Console
