@@ -58,7 +58,9 @@ def derive_job_id(env: Mapping[str, str] | None = None) -> str:
     ``$MS_DEBUG_JOB`` wins (our launcher sets it, unique per run). Otherwise the ids real
     launchers export: SLURM job+step, the MPI job namespace, torchrun's run id, the rendezvous
     address (MASTER_ADDR/MASTER_PORT, msrun's MS_SCHED_HOST/MS_SCHED_PORT), and finally the
-    process group, which a shell gives to a whole pipeline and children inherit.
+    process group, which a shell gives to a whole pipeline and children inherit. MPICH's mpiexec
+    (hydra) exports no job id and puts every rank in a process group of its own: its ranks use
+    the pid of their node's ``hydra_pmi_proxy``.
     """
     env = os.environ if env is None else env
     if env.get(ENV_JOB, "").strip():
@@ -68,6 +70,10 @@ def derive_job_id(env: Mapping[str, str] | None = None) -> str:
     for name in ("PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid"):
         if env.get(name):
             return sanitize_job_id(f"mpi-{env[name]}")
+    if env.get("PMI_RANK") and (env.get("HYDI_CONTROL_FD") or env.get("PMI_FD") or env.get("PMI_PORT")):
+        proxy = _ancestor_named("hydra_pmi_proxy")  # MPICH's mpiexec gives each rank its own process group
+        if proxy is not None:
+            return sanitize_job_id(f"mpi-hydra-{hostname(env).split('.')[0]}-{proxy}")
     run_id = env.get("TORCHELASTIC_RUN_ID", "")
     if run_id and run_id != "none":
         return sanitize_job_id(f"torch-{run_id}")
@@ -76,6 +82,23 @@ def derive_job_id(env: Mapping[str, str] | None = None) -> str:
     if env.get("MS_SCHED_HOST") and env.get("MS_SCHED_PORT"):
         return sanitize_job_id(f"ms-{env['MS_SCHED_HOST']}-{env['MS_SCHED_PORT']}")
     return f"pg-{os.getpgid(0)}"
+
+
+def _ancestor_named(name: str, depth: int = 16) -> int | None:
+    """Linux: pid of the nearest ancestor process whose command name is ``name``."""
+    pid = os.getppid()
+    for _ in range(depth):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                head, _, tail = handle.read().rpartition(b")")
+        except OSError:
+            return None
+        if head.partition(b"(")[2].decode(errors="replace") == name[:15]:  # comm is cut at 15 characters
+            return pid
+        pid = int(tail.split()[1])
+        if pid <= 1:
+            return None
+    return None
 
 
 def candidate_base_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
