@@ -13,12 +13,25 @@ training environment (PyTorch, MindSpore with mindtorch) that can import this pa
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from tools.debug.agent import install as install_agent
-from tools.debug.collectives import collective
 from tools.debug.trace import set_trace
 
 __all__ = ["collective", "install", "install_agent", "set_trace"]
+
+
+def __getattr__(name: str) -> Any:
+    """``collective`` and ``install_agent`` are imported on first use: a job that only routes
+    ``breakpoint()`` here does not pay for the agent's imports."""
+    if name == "collective":
+        from tools.debug.collectives import collective
+
+        return collective
+    if name == "install_agent":
+        from tools.debug.agent import install
+
+        return install
+    raise AttributeError(f"module 'tools.debug' has no attribute {name!r}")
 
 
 def install() -> None:

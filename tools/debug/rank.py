@@ -167,8 +167,14 @@ if hasattr(os, "register_at_fork"):
 def inherited_rank() -> RankInfo:
     """The rank this process's environment had when it started: captured at fork, else the
     environment it was executed with (Linux ``/proc/self/environ``), else the current one."""
+    global _inherited
     if _inherited is not None:
         return _inherited
+    _inherited = _executed_with()
+    return _inherited
+
+
+def _executed_with() -> RankInfo:
     try:
         with open("/proc/self/environ", "rb") as handle:
             entries = handle.read().split(b"\0")

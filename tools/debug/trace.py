@@ -118,8 +118,10 @@ def _set_trace(frame, ranks, wait_others, timeout, header) -> None:
     rank = detect_rank()
     selection = resolve_selection(ranks)
     wait = resolve_wait_others(wait_others)
-    seconds = resolve_timeout(timeout)
     selected = selection is None or rank.rank in selection
+    if not selected and not wait and getattr(_local, "attached", None) is None:
+        return  # the common case in a big job: keep it cheap (no /proc reads, no job id)
+    seconds = resolve_timeout(timeout)
 
     attached: _Attached | None = getattr(_local, "attached", None)
     if attached is not None and attached.pdb is not None and not attached.pdb.ended:
