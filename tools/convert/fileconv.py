@@ -27,6 +27,8 @@ __all__ = ["FileResult", "convert_source", "needs_parse", "sha"]
 
 OPT_OUT = b"ms-convert: skip"
 OPT_OUT_FILE = b"ms-convert: skip-file"
+_TOO_DEEP = ("an expression is nested too deeply for the engine (Python's recursion limit; Python itself parses "
+             "it): convert the file by hand or exclude it")
 
 
 def sha(data: bytes) -> str:
@@ -173,6 +175,8 @@ def _convert(relpath: str, data: bytes, rules: RuleSet, result: FileResult) -> b
         first = _edit_pass(relpath, source.text, tree, rules)
     except (EditConflict, ValueError) as exc:
         raise _Outcome(Status.FAILED, f"rules could not be applied: {exc}") from None
+    except RecursionError:
+        raise _Outcome(Status.FAILED, _TOO_DEEP) from None
     _fill(result, first)
     if first.new_src == first.src:
         return None
@@ -203,6 +207,8 @@ def _verify(relpath: str, first: _Pass, rules: RuleSet, new_data: bytes) -> File
         second = _edit_pass(relpath, text, tree, rules)
     except (EditConflict, ValueError) as exc:
         second, reason = None, f": {exc}"
+    except RecursionError:
+        raise _Outcome(Status.FAILED, _TOO_DEEP) from None
     else:
         reason = ""
     if second is None or second.new_src != second.src:

@@ -8,11 +8,10 @@ re-encoded UTF-8 *bytes* instead would let a cookie that says ``latin-1`` re-dec
 shift every column after a non-ASCII character.
 
 Also here: the one-line explanation of a syntax error, with a hint only where it is plausible
-(Python 2, merge-conflict markers, syntax of a newer Python).
+(Python 2, merge-conflict markers, syntax of a newer Python, recognised from the failing line).
 """
 from __future__ import annotations
 
-import ast
 import codecs
 import re
 import sys
@@ -93,7 +92,8 @@ def decode(data: bytes) -> SourceText:
     return SourceText(text, codec, bom, declared)
 
 
-_CONFLICT = re.compile(r"^(<{7} |={7}$|>{7} )", re.MULTILINE)
+_CONFLICT = re.compile(r"<{7} |={7}$|>{7} ")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _PY2_MESSAGES = ("Missing parentheses in call to", "leading zeros in decimal integer literals",
                  "multiple exception types must be parenthesized")
 _PY2_LINE = re.compile(r"`|<>|\b(ur|UR|uR|Ur)['\"]|\b\d+[lL]\b|^\s*raise\s+[\w.]+\s*,|^\s*exec\s+['\"]|^\s*print\s+[^\s(=]")
@@ -105,33 +105,39 @@ def explain_syntax_error(text: str, exc: SyntaxError) -> str:
     line = exc.lineno or 0
     where = f"syntax error at line {line}" + (f", column {exc.offset}" if exc.offset else "")
     message = f"{where}: {exc.msg}"
-    conflict = _CONFLICT.search(text)
-    if conflict is not None:
-        marker_line = text.count("\n", 0, conflict.start()) + 1
-        return f"{message} (merge-conflict marker at line {marker_line}: resolve the conflict)"
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)     # as Python numbers lines (str.splitlines also splits at \f, \x1c...)
+    marker = next((i for i, text_line in enumerate(lines, 1) if _CONFLICT.match(text_line)), None)
+    if marker is not None:
+        return f"{message} (merge-conflict marker at line {marker}: resolve the conflict)"
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     if exc.msg.startswith(_PY2_MESSAGES) or _PY2_LINE.search(source_line):
         return f"{message} (this looks like Python 2 code: port it to Python 3 or exclude the file)"
-    if _parses_as_newer_python(text):
+    newer = _newer_syntax(exc.msg, source_line)
+    if newer:
         running = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return (f"{message} (valid syntax of a newer Python than the engine's {running}, e.g. a 3.12 f-string "
-                f"or type parameters: run the converter with that Python, or exclude the file)")
+        return (f"{message} (this looks like {newer}, which the engine's Python {running} cannot parse: "
+                "run the converter with a newer Python, or exclude the file)")
     return message
 
 
-def _parses_as_newer_python(text: str) -> bool:
-    """libcst's parser reads the grammar of every Python 3 release it knows, including newer ones
-    than the running interpreter; if it accepts what :mod:`ast` rejected, the file is newer syntax."""
-    import libcst as cst
-
-    try:
-        cst.parse_module(text)
-    except Exception:  # any parser failure (ParserSyntaxError, RecursionError on deep nesting) means no
-        return False
-    return True
+# f-string errors that Python 3.12's f-strings (PEP 701) make valid: reused quotes, backslashes and
+# comments inside the replacement fields. Empty expressions, bad conversions and a lone '}' stay errors.
+_FSTRING_312 = ("f-string: unmatched", "f-string: expecting '}'", "f-string expression part cannot include",
+                "f-string: unterminated string", "f-string: invalid syntax")
+_FSTRING_PREFIX = re.compile(r"(?<![\w])(?:[rRbBuU]?[fF]|[fF][rR])['\"]")
+_TYPE_STATEMENT = re.compile(r"^\s*type\s+[A-Za-z_]\w*\s*(\[.*\])?\s*=")
+_TYPE_PARAMETERS = re.compile(r"^\s*(async\s+def|def|class)\s+[A-Za-z_]\w*\s*\[")
 
 
-def parse(text: str, relpath: str) -> ast.Module:
-    """``ast.parse`` of the decoded text (never of bytes: a cookie would re-decode them)."""
-    return ast.parse(text, filename=relpath)
+def _newer_syntax(msg: str, line: str) -> str:
+    """What newer-Python syntax the failing line plausibly uses, or "" (guessed from the line alone:
+    no second parser, which could crash or crawl on the hostile input that fails most often)."""
+    if _TYPE_STATEMENT.match(line):
+        return "a Python 3.12 type statement"
+    if _TYPE_PARAMETERS.match(line):
+        return "Python 3.12 type parameters"
+    if msg.startswith(_FSTRING_312) and _FSTRING_PREFIX.search(line):
+        return "a Python 3.12 f-string (quotes reused, or a backslash or comment inside {...})"
+    return ""
+
+
