@@ -204,6 +204,10 @@ def post_mortem(exc_type: type[BaseException], exc: BaseException, tb: Traceback
 def break_here(frame: FrameType) -> None:
     """A session where the main thread is now (the break signal's handler calls this): the
     prompt shows at once at the interrupted line; ``c`` lets the rank go on."""
+    attached: _Attached | None = getattr(_local, "attached", None)
+    if attached is not None and attached.pdb is not None and not attached.pdb.ended:
+        log("break signal ignored: this thread is already in a debugging session")
+        return
     try:
         rank = detect_rank()
         role, job = _identify(rank)
