@@ -245,3 +245,12 @@ def test_remote_commands_are_quoted_for_the_remote_shell(monkeypatch: pytest.Mon
     assert ssh_argv("node7", command, tty=False) == ["ssh", "-J", "gateway", "-p", "2222", "node7", command]
     monkeypatch.setenv("MS_DEBUG_SSH", "none")
     assert ssh_argv("node7", command, tty=False) is None
+
+
+def test_run_with_a_missing_script_is_one_line(tmp_path: Path) -> None:
+    from debug_testkit import debug_env, run_cli
+
+    done = run_cli(debug_env(tmp_path / "dbg"), "run", "--", str(tmp_path / "missing.py"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"[ms-debug] can't open file '{tmp_path / 'missing.py'}': no such file"]
+    assert not (tmp_path / "dbg").exists()  # nothing registered for a program that never ran

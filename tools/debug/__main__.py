@@ -114,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return clean(args.job, args.older_than, args.all_hosts, args.dry_run)
     if args.command == "run":
-        from tools.debug.run import run
+        from tools.debug.run import program_error, run
 
-        return run(_program(parser, args.program, "run"), post_mortem=args.post_mortem or None)
+        program = _program(parser, args.program, "run")
+        if (why := program_error(program)) is not None:
+            print(f"[ms-debug] {why}", file=sys.stderr)
+            return 2  # what python itself returns for a missing script
+        return run(program, post_mortem=args.post_mortem or None)
     from tools.debug.launch import launch
 
     return launch(args.nproc, _program(parser, args.program, "launch"), job=args.job, keep=args.keep,

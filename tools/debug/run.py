@@ -16,10 +16,20 @@ import sys
 from tools.debug.agent import install
 
 
+def program_error(program: list[str]) -> str | None:
+    """Why ``program`` cannot be run (one line, as python itself would say), or None."""
+    if not program or (program[0] == "-m" and len(program) < 2):
+        return "run needs a program: -- script.py args, or -- -m module args"
+    if program[0] != "-m" and not os.path.isfile(program[0]):
+        return f"can't open file {os.path.abspath(program[0])!r}: no such file"
+    return None
+
+
 def run(program: list[str], post_mortem: bool | None = None) -> int:
     """Install the agent and run ``program`` (``script.py args`` or ``-m module args``) here."""
-    if not program or (program[0] == "-m" and len(program) < 2):
-        raise ValueError("run needs a program: -- script.py args, or -- -m module args")
+    why = program_error(program)
+    if why is not None:
+        raise ValueError(why)
     if program[0] == "-m":
         sys.argv = [program[1], *program[2:]]
         sys.path[0] = os.getcwd()
@@ -27,8 +37,6 @@ def run(program: list[str], post_mortem: bool | None = None) -> int:
         runpy.run_module(program[1], run_name="__main__", alter_sys=True)
         return 0
     script = program[0]
-    if not os.path.isfile(script):
-        raise FileNotFoundError(f"can't open file {script!r}")
     sys.argv = list(program)
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     install(post_mortem)
