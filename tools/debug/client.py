@@ -45,14 +45,15 @@ PDB_DELIMS = " \t\n`@#$%^&*()=+[{]}\\|;:'\",<>?"
 _say = log
 
 
-def _job_filter(job: str | None) -> str | None:
+def job_filter(job: str | None) -> str | None:
+    """The job to look at: ``job``, else ``$MS_DEBUG_JOB``, else None (every job)."""
     job = job or os.environ.get(ENV_JOB) or None
     return sanitize_job_id(job) if job else None
 
 
 def find_sessions(job: str | None = None, errors: list[str] | None = None) -> list[SessionRecord]:
     """Live sessions of this user (one job, or all), by job and rank; stale records are pruned."""
-    return read_sessions(candidate_base_dirs(), _job_filter(job), errors=errors)
+    return read_sessions(candidate_base_dirs(), job_filter(job), errors=errors)
 
 
 # --- list --------------------------------------------------------------------------------------

@@ -39,21 +39,15 @@ def _ask(record: SessionRecord, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _remote(host: str, records: list[SessionRecord], args: list[str]) -> list[dict[str, Any]]:
-    from tools.debug.remote import run_remote
+    from tools.debug.remote import remote_json
 
     first = records[0]
     ranks = ",".join(str(r.rank) for r in records)
-    done = run_remote(host, [*args, "--job", first.job, "--ranks", ranks, "--json", "--local-only"], first.python,
-                      first.root, Path(first.job_dir).parent, tty=False, capture=True, what=f"rank(s) {ranks}")
-    rows = []
-    for line in done.stdout.splitlines():  # type: ignore[union-attr]
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
+    rows, missing = remote_json(host, [*args, "--job", first.job, "--ranks", ranks], first.python, first.root,
+                                Path(first.job_dir).parent, f"rank(s) {ranks}")
     answered = {row.get("pid") for row in rows}
     rows += [{"job": r.job, "rank": r.rank, "host": host, "pid": r.pid, "where": f"{r.file}:{r.line}", "ok": False,
-              "error": f"no answer from {host}"} for r in records if r.pid not in answered]
+              "error": missing} for r in records if r.pid not in answered]
     return rows
 
 

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 from tools.debug.agent import read_agents
-from tools.debug.client import EXIT_NO_SESSION, _job_filter, attach
+from tools.debug.client import EXIT_NO_SESSION, attach, job_filter
 from tools.debug.registry import candidate_base_dirs, job_dirs
 from tools.debug.settings import hostname, log
-from tools.debug.stacks import _usable
+from tools.debug.stacks import why_not_signalled
 
 BREAK_WAIT = 60.0  # seconds for the rank's main thread to reach Python and open the session
 
@@ -21,7 +21,7 @@ BREAK_WAIT = 60.0  # seconds for the rank's main thread to reach Python and open
 def break_command(rank: int, job: str | None = None, pid: int | None = None, wait: float = BREAK_WAIT,
                   print_only: bool = False) -> int:
     """Signal rank ``rank`` (or the process ``pid``) and attach; exit codes as ``attach``."""
-    job = _job_filter(job)
+    job = job_filter(job)
     agents = [a for a in read_agents(job_dirs(candidate_base_dirs(), job)) if a.rank == rank
               and (pid is None or a.pid == pid)]
     if len({a.job for a in agents}) > 1:
@@ -38,7 +38,7 @@ def break_command(rank: int, job: str | None = None, pid: int | None = None, wai
         return run_remote(agent.host, ["break", str(rank), "--job", agent.job, "--pid", str(agent.pid)], agent.python,
                           agent.root, Path(agent.job_dir).parent, tty=os.isatty(0), print_only=print_only,
                           what=f"rank {rank}")  # type: ignore[return-value]
-    why = _usable(agent)
+    why = why_not_signalled(agent)
     if why is None and agent.break_signal is None:
         why = "the program handles the break signal itself"
     if why is not None:

@@ -10,11 +10,13 @@ address: ssh authenticates the user, the remote client then authenticates like a
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tools.debug.settings import ENV_DIR, ENV_SSH, log
 
@@ -66,3 +68,18 @@ def run_remote(
     except (OSError, subprocess.TimeoutExpired) as exc:
         log(f"cannot reach {host} with {argv[0]}: {exc}")
         return 1 if not capture else subprocess.CompletedProcess(argv, 1, "", str(exc))
+
+
+def remote_json(host: str, args: list[str], python: str, root: str, base_dir: Path, what: str) -> tuple[list[dict[str, Any]], str]:
+    """Run ``python -m tools.debug ARGS --json --local-only`` on ``host``: its JSON lines, and a
+    note on stderr's last words when it said something (for rows that got no answer)."""
+    done = run_remote(host, [*args, "--json", "--local-only"], python, root, base_dir, tty=False, capture=True,
+                      what=what)
+    rows = []
+    for line in done.stdout.splitlines():  # type: ignore[union-attr]
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    note = done.stderr.strip()[-200:] if done.stderr else ""  # type: ignore[union-attr]
+    return rows, f"no answer from {host}" + (f": {note}" if note else "")

@@ -25,8 +25,8 @@ from typing import Any, TextIO
 from tools.debug.agent import AgentRecord, read_agents
 from tools.debug.barrier import process_start_time
 from tools.debug.collectives import read_page
-from tools.debug.registry import candidate_base_dirs, job_dirs, pid_alive, sanitize_job_id
-from tools.debug.settings import ENV_JOB, hostname, log
+from tools.debug.registry import candidate_base_dirs, job_dirs, pid_alive
+from tools.debug.settings import hostname, log
 
 _THREAD = re.compile(r"^(Current thread|Thread) (0x[0-9a-fA-F]+) \(most recent call first\):$")
 _FRAME = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
@@ -49,7 +49,7 @@ def parse_faulthandler(text: str) -> list[dict[str, Any]]:
     return threads
 
 
-def _usable(agent: AgentRecord) -> str | None:
+def why_not_signalled(agent: AgentRecord) -> str | None:
     """Why this registration cannot be signalled, or None."""
     if agent.stacks_signal is None:
         return "the program handles the stacks signal itself"
@@ -77,7 +77,7 @@ def collect_local(agents: list[AgentRecord], timeout: float = 2.0) -> list[dict[
         entry: dict[str, Any] = {"rank": agent.rank, "pid": agent.pid, "host": agent.host, "job": agent.job,
                                  "argv": agent.argv, "threads": [], "error": None}
         results.append(entry)
-        why = _usable(agent)
+        why = why_not_signalled(agent)
         if why is not None:
             entry["error"] = why
             if why.startswith("exited"):
@@ -145,23 +145,14 @@ def _annotate(agent: AgentRecord, threads: list[dict[str, Any]]) -> list[dict[st
 
 
 def _remote(host: str, agents: list[AgentRecord], job: str, timeout: float) -> list[dict[str, Any]]:
-    from tools.debug.remote import run_remote
+    from tools.debug.remote import remote_json
 
     ranks = ",".join(str(a.rank) for a in agents)
-    args = ["stacks", "--job", job, "--ranks", ranks, "--json", "--local-only", "--timeout", f"{timeout:g}"]
-    done = run_remote(host, args, agents[0].python, agents[0].root, Path(agents[0].job_dir).parent, tty=False,
-                      capture=True, what=f"rank(s) {ranks}")
-    rows = []
-    for line in done.stdout.splitlines():  # type: ignore[union-attr]
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
+    rows, missing = remote_json(host, ["stacks", "--job", job, "--ranks", ranks, "--timeout", f"{timeout:g}"],
+                                agents[0].python, agents[0].root, Path(agents[0].job_dir).parent, f"rank(s) {ranks}")
     seen = {row.get("pid") for row in rows}
-    for agent in agents:
-        if agent.pid not in seen:
-            rows.append({"rank": agent.rank, "pid": agent.pid, "host": host, "job": agent.job, "threads": [],
-                         "error": f"no answer from {host}" + (f": {done.stderr.strip()[-200:]}" if done.stderr else "")})  # type: ignore[union-attr]
+    rows += [{"rank": a.rank, "pid": a.pid, "host": host, "job": a.job, "threads": [], "error": missing}
+             for a in agents if a.pid not in seen]
     return rows
 
 
@@ -242,9 +233,10 @@ def render(results: list[dict[str, Any]], out: TextIO) -> None:
 def stacks_command(job: str | None, ranks: frozenset[int] | None, as_json: bool, local_only: bool,
                    timeout: float, out: TextIO | None = None) -> int:
     """``python -m tools.debug stacks``: 0 when every rank answered, 1 otherwise, 2 no ranks."""
+    from tools.debug.client import job_filter
+
     out = out or sys.stdout
-    job = job or os.environ.get(ENV_JOB) or None
-    job = sanitize_job_id(job) if job else None
+    job = job_filter(job)
     errors: list[str] = []
     results = collect(job, ranks, timeout, local_only, errors)
     for error in errors:
