@@ -259,3 +259,19 @@ def test_clean_removes_only_job_directories_nobody_uses(procs: Processes, debug_
     assert f"kept    {far}: has records of node-b" in done.stdout and "kept    " + str(fresh) in done.stdout
     assert live.exists() and far.exists() and fresh.exists()
     assert f"removed {far}" in run_cli(env, "clean", "--older-than", "3600", "--all-hosts").stdout
+
+
+def test_the_attach_hint_names_a_custom_debug_dir(procs: Processes, debug_dir: Path, tmp_path: Path) -> None:
+    env = debug_env(debug_dir, MS_DEBUG_JOB="hint")
+    start_plain(procs, env, tmp_path)
+    wait_for_sessions(env, 1)
+    (line,) = [line for line in (tmp_path / "plain.stderr").read_text().splitlines() if "attach:" in line]
+    hint = line.split("attach: ", 1)[1].rsplit(" (", 1)[0]
+    assert hint == f"MS_DEBUG_DIR={debug_dir} python -m tools.debug attach 0 --job hint"
+    # Copied into a shell with no MS_DEBUG_* variables, the hint works as printed.
+    name, _, value = hint.split()[0].partition("=")
+    clean_env = {k: v for k, v in env.items() if not k.startswith("MS_DEBUG_")}
+    done = subprocess.run(hint.split()[1:], env=dict(clean_env, **{name: value}, PATH=os.environ["PATH"]),
+                          executable=PYTHON, input="p secret_value\nc\n", capture_output=True, text=True,
+                          cwd=str(REPO_ROOT), timeout=PROMPT_TIMEOUT)
+    assert done.returncode == 0 and "1234" in done.stdout, done.stderr
