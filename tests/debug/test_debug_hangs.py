@@ -83,6 +83,8 @@ def test_stacks_of_every_rank_of_a_hung_job_then_break_into_one(procs: Processes
     client = Client(procs, env, "1", "--job", "hang", command="break")
     first = client.read_until_prompt()
     assert "opened by a signal" in first and "load_batch()" in first and "-> time.sleep(0.2)" in first
+    where = client.command("w")
+    assert "runpy" not in where and where.lstrip().startswith(f"{SCRIPT}(") and "<module>()" in where.splitlines()[0]
     assert client.command("p waited > 0").strip() == "True"
     assert "-> waited += 1" in client.command("n")
     (out / "go").touch()

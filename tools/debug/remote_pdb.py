@@ -225,7 +225,13 @@ class RemotePdb(pdb.Pdb):
     def interact_now(self, frame) -> None:
         """A prompt at ``frame`` right away (a signal interrupted it), not at its next line;
         after ``n``/``s``/``c`` with breakpoints, trace from there as ``set_trace`` would."""
+        from tools.debug.run import is_wrapper_frame
+
         self.reset()
+        top = frame
+        while top.f_back is not None and not is_wrapper_frame(top.f_back.f_code.co_filename):
+            top = top.f_back
+        self.botframe = top  # `w` starts at the program's <module>, not in runpy
         self.interaction(frame, None)
         if self.ended:
             return

@@ -15,6 +15,14 @@ import sys
 
 from tools.debug.agent import install
 
+_OWN = {os.path.join(os.path.dirname(os.path.abspath(__file__)), name) for name in ("run.py", "__main__.py")}
+
+
+def is_wrapper_frame(filename: str) -> bool:
+    """Whether a frame's file is this wrapper's or runpy's: the frames above the program's own
+    ``<module>`` that tracebacks, stacks and ``w`` should not show."""
+    return "runpy" in os.path.basename(filename) or os.path.abspath(filename) in _OWN
+
 
 def program_error(program: list[str]) -> str | None:
     """Why ``program`` cannot be run (one line, as python itself would say), or None."""

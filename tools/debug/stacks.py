@@ -26,11 +26,11 @@ from tools.debug.agent import AgentRecord, read_agents
 from tools.debug.barrier import process_start_time
 from tools.debug.collectives import read_page
 from tools.debug.registry import candidate_base_dirs, job_dirs, pid_alive
+from tools.debug.run import is_wrapper_frame
 from tools.debug.settings import hostname, log
 
 _THREAD = re.compile(r"^(Current thread|Thread) (0x[0-9a-fA-F]+) \(most recent call first\):$")
 _FRAME = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
-_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__))
 STABLE = 0.15  # seconds without growth after which a dump is complete (faulthandler has no end marker)
 
 
@@ -115,19 +115,12 @@ def collect_local(agents: list[AgentRecord], timeout: float = 2.0) -> list[dict[
     return results
 
 
-_WRAPPER = {os.path.join(_DEBUG_DIR, "run.py"), os.path.join(_DEBUG_DIR, "__main__.py")}
-
-
-def _is_wrapper(frame: dict[str, Any]) -> bool:
-    return frame["file"].startswith("<frozen runpy") or frame["file"] in _WRAPPER
-
-
 def _annotate(agent: AgentRecord, threads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Thread names, source lines and the collective each thread waits in (from its page);
     the outermost frames of ``python -m tools.debug run`` are left out."""
     calls = read_page(agent.path(".coll")) or {}
     for thread in threads:
-        while thread["frames"] and _is_wrapper(thread["frames"][-1]):
+        while thread["frames"] and is_wrapper_frame(thread["frames"][-1]["file"]):
             thread["frames"].pop()
         call = calls.get(thread["ident"])
         thread["collective"] = call

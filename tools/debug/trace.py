@@ -163,15 +163,11 @@ def _identify(rank: RankInfo) -> tuple[str, str]:
     return role, job
 
 
-_DEBUG_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
 def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
     """``tb`` without the leading frames of ``python -m tools.debug run`` (runpy and ours)."""
-    while tb is not None and tb.tb_next is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if "runpy" not in os.path.basename(filename) and os.path.dirname(os.path.abspath(filename)) != _DEBUG_DIR:
-            break
+    from tools.debug.run import is_wrapper_frame
+
+    while tb is not None and tb.tb_next is not None and is_wrapper_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     return tb
 
