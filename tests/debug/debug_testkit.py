@@ -186,9 +186,12 @@ class Client:
 
     def finish(self, line: str | None = "c", timeout: float = PROMPT_TIMEOUT) -> tuple[int, str]:
         """Send a last command (or just close stdin) and wait for the client to exit."""
-        if line is not None:
-            self.proc.stdin.write(f"{line}\n".encode())
-        self.proc.stdin.close()
+        try:
+            if line is not None:
+                self.proc.stdin.write(f"{line}\n".encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the client had already ended (e.g. the session ended at its prompt)
+            pass
         deadline = time.monotonic() + timeout
         rest = []
         while True:
