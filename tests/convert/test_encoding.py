@@ -147,6 +147,9 @@ BAD = {
     "undeclared latin-1": (b"import torch\n\ns = '\xe9t\xe9'\n",
                            "cannot decode line 3 as UTF-8 (byte(s) e9: invalid continuation byte) and the file has "
                            "no coding cookie"),
+    "undeclared, with a comment about coding": (b"# coding style: PEP 8\nimport torch\ns = '\xe9'\n",
+                                                "cannot decode line 3 as UTF-8 (byte(s) e9: invalid continuation byte) "
+                                                "and the file has no coding cookie"),
     "unknown codec": (b"# coding: klingon\nimport torch\n", "unknown encoding: klingon"),
     "broken gbk": ("# coding: gbk\nimport torch\ns = '\u4e2d'\n".encode("gbk")[:-4] + b"\xff\xff'\n",
                    "cannot decode line 3 as gbk"),

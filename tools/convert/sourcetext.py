@@ -49,6 +49,7 @@ class SourceText:
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")   # PEP 263
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -73,7 +74,7 @@ def decode(data: bytes) -> SourceText:
     bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
     body = data[len(bom):]
     codec = "utf-8" if encoding == "utf-8-sig" else encoding
-    declared = any(b"coding" in line for line in cookie_lines)
+    declared = any(_COOKIE.match(line) for line in cookie_lines)
     try:
         text = body.decode(codec)
     except UnicodeDecodeError as exc:
