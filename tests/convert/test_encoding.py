@@ -40,32 +40,55 @@ scoped:
     action: remove_stmt
     match: torch.cuda.synchronize()
     reason: test
+  - id: TSC003
+    path: m.py
+    within: g
+    action: replace_body
+    replace: |
+      return 'done'
+    reason: test
+transforms:
+  - {id: TTR001, transform: retarget_dynamic_imports, reason: test}
 """
 
 # A line of non-ASCII text before each edit on the same line: a shifted column corrupts the output.
 SOURCE = """\
-{cookie}import torch
+{cookie}import importlib
+import torch
 a = '{s}'; b = torch.cuda.current_device(); c = [1]
 t = '{s}{s}'; x = torch.empty(2, pin_memory=True); ok = torch.cuda.is_available()
 u = '{s}'; y = torch.nn.functional.gelu(x)
+v = '{s}'; m = importlib.import_module('torch.nn')
 
 
 def f():
     s = '{s}'
     torch.cuda.synchronize()
     return s
+
+
+def g():
+    '{s}'
+    return torch.cuda.current_device() + len('{s}')
 """
 EXPECTED = """\
 {cookie}import mindspore.mint.nn.functional
+import importlib
 import mindtorch as torch
 a = '{s}'; b = torch.npu.current_device(); c = [1]
 t = '{s}{s}'; x = torch.empty(2, device='cpu'); ok = False
 u = '{s}'; y = mindspore.mint.nn.functional.gelu(x)
+v = '{s}'; m = importlib.import_module('mindtorch.nn')
 
 
 def f():
     s = '{s}'
     return s
+
+
+def g():
+    '{s}'
+    return 'done'
 """
 
 
@@ -88,7 +111,7 @@ def _check(data: bytes, expected: bytes, rules, ops: set[str] | None = None) -> 
 
 
 EVERY_FAMILY = {"import-retarget", "api-rewrite", "api-arguments", "api:insert-import", "scoped:replace_expr",
-                "scoped:remove_stmt"}
+                "scoped:remove_stmt", "scoped:replace_body", "transform:retarget_dynamic_imports"}
 
 
 @pytest.mark.parametrize("encoding, s", [
