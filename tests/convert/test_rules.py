@@ -247,12 +247,17 @@ def test_an_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path):
     assert message.startswith(f"{path}:3: alias *l0 is not allowed") and len(message) < 400 and "\n" not in message
 
 
-def test_an_error_quoting_a_huge_value_stays_short(tmp_path):
-    path = _write(tmp_path, "version: 1\nimports:\n  - {id: IMP901, module: torch, target: '" + "x." * 50_000 + "'}\n")
+@pytest.mark.parametrize("item, start", [
+    ("{id: IMP901, module: torch, target: '" + "x." * 50_000 + "'}", "imports[0].target: "),
+    ("{id: IMP901, module: torch, target: mindtorch, " + "k" * 1000 + ": 1}", "imports[0].kkkk"),
+    ("{id: IMP901, module: torch, target: mindtorch, note: '" + "a\n\n" * 1000 + "'}", ""),
+], ids=["value", "key", "multi-line value"])
+def test_an_error_quoting_a_huge_value_stays_short(tmp_path, item, start):
+    path = _write(tmp_path, "version: 1\nimports:\n  - " + item + "\n  - {id: IMP901, module: torch, target: mindtorch}\n")
     with pytest.raises(RuleError) as info:
         load_rules([path])
     message = str(info.value)
-    assert message.startswith(f"{path}:3: imports[0].target: ") and len(message) < 500 and "\n" not in message
+    assert message.startswith(f"{path}:") and start in message and len(message) < 500 and "\n" not in message
 
 
 def test_a_non_atomic_callee_replacement_keeps_its_meaning(tmp_path):

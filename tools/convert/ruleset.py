@@ -38,7 +38,7 @@ class _FileCtx:
     def error(self, where: Sequence[Any], message: str) -> RuleError:
         line = line_of(self.root, where)
         loc = f"{self.path}:{line}" if line else str(self.path)
-        return RuleError(f"{loc}: {field_name(where)}: {one_line(message, 300)}")
+        return RuleError(f"{loc}: {one_line(field_name(where), 100)}: {one_line(message, 300)}")
 
 
 def _check_source(ctx: _FileCtx, where: list, source: str, mode: str) -> None:
