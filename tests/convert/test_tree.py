@@ -166,6 +166,9 @@ def test_output_tree_mode_copies_everything_and_refuses_nesting(tmp_path, rules)
         convert_tree(root, rules, output=root / "converted")
     with pytest.raises(UsageError, match="inside the output"):
         convert_tree(root, rules, output=tmp_path)
+    (tmp_path / "a_file").write_bytes(b"x")
+    with pytest.raises(UsageError, match="exists and is not a directory"):
+        convert_tree(root, rules, output=tmp_path / "a_file")
 
 
 def test_cli_diff_and_check_write_nothing(tmp_path):

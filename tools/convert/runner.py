@@ -102,6 +102,8 @@ def _check_paths(root: Path, output: Path | None) -> None:
     if not root.is_dir():
         raise UsageError(f"{root}: give a directory (the root of the tree to convert)")
     if output is not None:
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"output {output} exists and is not a directory: choose a folder")
         r, o = root.resolve(), output.resolve()
         if o == r or o.is_relative_to(r):
             raise UsageError(f"output {output} is inside the input {root}: choose a folder outside it, "

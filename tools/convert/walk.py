@@ -16,7 +16,7 @@ TMP_SUFFIX = ".ms-convert.tmp"
 @dataclass
 class Entry:
     relpath: str
-    kind: str          # py | other | symlink | symlink-dir | special | unreadable-dir | stale-tmp
+    kind: str          # py | other | symlink | symlink-dir | special | unreadable-dir | stale-tmp (dir: internal)
     size: int = 0
     reason: str = ""   # special: what it is; unreadable-dir: why it could not be listed
 
