@@ -188,7 +188,7 @@ class _Conversion:
             if not ignore.exists():
                 atomic_write(ignore, b"# created by tools.convert (cache and reports): never committed\n*\n")
         except OSError as exc:
-            self.warnings.append(f"cannot create {folder}: {exc.strerror}: no cache and no reports in this run "
+            self.warnings.append(f"cannot create {folder}: {_why(exc)}: no cache and no reports in this run "
                                  "(give --cache-dir and --report-dir elsewhere)")
             return None
         return folder
@@ -250,7 +250,7 @@ class _Conversion:
             self._set(FileResult(rel, "skipped", reason=str(why)))
             return
         except OSError as exc:
-            self._set(FileResult(rel, "failed", reason=f"cannot read: {exc.strerror}"))
+            self._set(FileResult(rel, "failed", reason=f"cannot read: {_why(exc)}"))
             return
         mode = stat.S_IMODE(st.st_mode)
         if not needs_parse(rel, data, self.rules):
