@@ -417,3 +417,20 @@ def test_a_tree_nested_deeper_than_the_recursion_limit_is_converted(tmp_path, ru
         for tree in (src, out):
             if tree.exists():
                 _remove_deep(tree)
+
+
+@needs_unprivileged
+def test_a_read_only_tree_fails_its_files_with_one_line_each(tmp_path):
+    root = _tree(tmp_path / "src", {"a.py": GOOD, "plain.py": b"x = 1\n"})
+    os.chmod(root, 0o555)
+    try:
+        done = cli("convert", str(root), *FAST, unprivileged=True)
+    finally:
+        os.chmod(root, 0o755)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "failed a.py: cannot write: Permission denied",
+        f"warning: cannot create {root / '.ms-convert'}: Permission denied: no cache and no reports in this run "
+        "(give --cache-dir and --report-dir elsewhere)"]
+    assert (root / "a.py").read_bytes() == GOOD
