@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from debug_testkit import JOB_TIMEOUT, JOBS, Client, Processes, debug_env, launch_job, run_cli, wait_for_sessions
+from debug_testkit import JOB_TIMEOUT, JOBS, PYTHON, Client, Processes, debug_env, launch_job, run_cli, wait_for_sessions
 
 SCRIPT = JOBS / "loss_job.py"
 
@@ -49,3 +49,20 @@ def test_uncaught_exception_in_rank_2_is_debugged_post_mortem(procs: Processes, 
     for rank in (0, 1, 3):
         assert json.loads((out / f"result-{rank}.json").read_text())["rank"] == rank
     assert not (out / "result-2.json").exists()
+
+
+def test_an_exception_in_a_thread_is_debugged_post_mortem(procs: Processes, debug_dir: Path, tmp_path: Path) -> None:
+    env = debug_env(debug_dir, MS_DEBUG_JOB="thread")
+    script = JOBS / "thread_crash.py"
+    job = procs.start([PYTHON, "-m", "tools.debug", "run", "--post-mortem", "--", str(script)], env,
+                      stdout=open(tmp_path / "stdout", "wb"), stderr=open(tmp_path / "stderr", "wb"))
+    (session,) = wait_for_sessions(env, 1)
+    assert (session["thread"], session["function"], session["exception"]) == (
+        "loader", "average", "ZeroDivisionError: division by zero")
+    client = Client(procs, env, "0")
+    assert "-> return sum(items) / len(items)" in client.read_until_prompt()
+    assert client.command("p items").strip() == "[]"
+    assert client.finish("c")[0] == 0
+    assert job.wait(timeout=JOB_TIMEOUT) == 0  # as without the debugger: a thread's exception is printed
+    assert "main goes on" in (tmp_path / "stdout").read_text()
+    assert "Exception in thread loader" in (tmp_path / "stderr").read_text()
