@@ -7,6 +7,7 @@ refusal to run outside a workspace.
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -96,3 +97,48 @@ def test_resume_without_a_checkpoint_says_so_and_starts_nothing(tmp_path):
     assert "no checkpoint: run without RESUME first" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+RECORDED = EXAMPLE / "recorded_losses.tsv"
+DOC = EXAMPLE.parents[1] / "docs" / "deepseek3_tiny.md"
+
+
+def test_the_doc_shows_the_recorded_table_the_e2e_test_checks():
+    """docs/deepseek3_tiny.md's table is recorded_losses.tsv (what tests/e2e compares a run with)."""
+    recorded = [line.split("\t") for line in RECORDED.read_text().splitlines() if line and not line.startswith("#")]
+    doc = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+           for line in DOC.read_text().splitlines() if re.match(r"\| \d+ \| ", line)]
+    assert len(recorded) == 25 and [int(r[0]) for r in recorded] == list(range(1, 26))
+    assert doc == recorded
+
+
+def test_expect_accepts_the_recorded_run_and_names_each_step_that_differs(tmp_path):
+    rows = [line.split("\t") for line in RECORDED.read_text().splitlines() if line and not line.startswith("#")]
+
+    def log_line(r: list[str], lm: str | None = None) -> str:
+        step, _, lm0, mtp, grad, lr, ms = r
+        return (f" [2026-11-24 05:18:32] iteration {int(step):8d}/      25 | consumed samples: 4 | "
+                f"elapsed time per iteration (ms): {ms} | learning rate: {float(lr):E} | global batch size:     4 | "
+                f"lm loss: {lm or lm0} | mtp_1 loss: {mtp} | loss scale: 1.0 | grad norm: {grad} | num zeros: 0 |")
+
+    train, resume = tmp_path / "train.log", tmp_path / "resume.log"
+    train.write_text("\n".join(log_line(r) for r in rows[:20]) + "\n")
+    resume.write_text("\n".join(log_line(r) for r in rows[20:]) + "\n")
+    same = _losses(str(train), str(resume), "--expect", str(RECORDED))
+    assert same.returncode == 0, same.stderr
+    assert "all 25 steps agree with recorded_losses.tsv" in same.stderr
+    assert [line.split("\t")[:6] for line in same.stdout.splitlines()] == [r[:6] for r in rows]
+
+    # within the drift (2e-3 off) passes; 1e-2 off at step 7, and a resume that is missing, do not
+    drifted = [log_line(r, lm=f"{float(r[2]) + 0.002:.6E}") for r in rows[:20]]
+    train.write_text("\n".join(drifted) + "\n")
+    assert _losses(str(train), str(resume), "--expect", str(RECORDED)).returncode == 0
+    drifted[6] = log_line(rows[6], lm=f"{float(rows[6][2]) + 0.01:.6E}")
+    train.write_text("\n".join(drifted) + "\n")
+    bad = _losses(str(train), "--expect", str(RECORDED))
+    assert bad.returncode == 1
+    problems = bad.stderr.strip().splitlines()
+    assert problems[0] == f"recorded_losses.tsv: steps {list(range(1, 21))} logged, the record has steps {list(range(1, 26))}"
+    assert problems[1].startswith("recorded_losses.tsv: step 7: lm loss 5.3429 vs recorded 5.3329 (tolerance")
+    assert len(problems) == 2
+    assert _losses(str(train), "--expect", str(tmp_path / "none.tsv")).returncode == 2
