@@ -6,6 +6,8 @@
 #   bash tools/setup_env.sh --reference   # the PyTorch reference: unconverted Megatron-core runs
 #                                         #   on PyTorch 2.13 CPU in it, never seeing mindtorch
 #                                         #   -> <repo>/.venv-torch, or $MS_TORCH_REFERENCE_VENV
+#   bash tools/setup_env.sh --check-build # only the check that Megatron's dataset helpers can be
+#                                         #   compiled with the project's environment (done on setup)
 #
 # Run as a program (never sourced), so its `set -e` cannot leak into a user's shell.
 # Re-running is cheap: a stamp file records what was installed.
@@ -50,11 +52,23 @@ check_helpers_build() {
         ! out="$(cd "$probe" && "$venv/bin/python" -c 'import ms_setup_probe; assert ms_setup_probe.one() == 1' 2>&1)"; then
         out="$(printf '%s\n' "$out" | grep -m1 -iE 'error|no module|not found' || printf '%s\n' "$out" | tail -n1)"
         rm -rf -- "$probe"
+        if [[ "$out" == *"No module named pybind11"* ]]; then
+            echo "tools/setup_env.sh: $venv has no pybind11, with which Megatron compiles its dataset helpers: install it ($venv/bin/python -m pip install -r $repo/requirements-runtime.txt)" >&2
+            return 1
+        fi
         echo "tools/setup_env.sh: cannot compile a pybind11 module the way Megatron compiles its dataset helpers ($out): install a C++ compiler, make and the Python headers (Debian: apt-get install -y make g++ python3-dev) and run this again" >&2
         return 1
     fi
     rm -rf -- "$probe"
 }
+if [ "${1:-}" = "--check-build" ]; then
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "tools/setup_env.sh: no environment at $venv: run bash tools/setup_env.sh first" >&2
+        exit 1
+    fi
+    check_helpers_build
+    exit 0
+fi
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     echo "$venv/bin/python"
     exit 0
