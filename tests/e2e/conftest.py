@@ -72,7 +72,8 @@ def llm_mirror() -> Path:
     try:
         return find_mirror()
     except ValueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
