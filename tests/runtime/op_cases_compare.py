@@ -3,6 +3,7 @@
 test_op_differential.py, and runnable on two saved reports to print the numbers and every difference:
 
     python tests/runtime/op_cases_compare.py ms.txt pt.txt
+    python tests/runtime/op_cases_compare.py --table      # the known differences as a markdown table
 
 A difference is (case, label, path, message): ``path`` is where in the label's observation the two
 sides differ (``.out.values``, ``.grad.inputs``, ``.input_after``, ``.error`` when mindtorch raised).
@@ -94,6 +95,27 @@ def explained(diff: Difference, known: list[dict]) -> dict | None:
     return None
 
 
+def stale(known: list[dict], diffs: list[Difference]) -> list[dict]:
+    """Known differences that no longer differ (xpass): the table must lose them. Entries marked
+    nondeterministic (uninitialised memory can agree by chance) are never stale."""
+    return [e for e in known if not e.get("nondeterministic")
+            and not any(e["case"] == d.case and e["label"] == d.label and d.path.startswith(e["path"]) for d in diffs)]
+
+
+def markdown_table(known: list[dict]) -> str:
+    """The known differences grouped by reason, as docs/op_differential.md shows them."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for e in known:
+        labels = groups.setdefault((e["kind"], e["reason"]), [])
+        if f"`{e['label']}`" not in labels:
+            labels.append(f"`{e['label']}`")
+    order = ["bug", "missing", "precision", "aliasing", "intended"]
+    rows = ["| kind | what differs, and why | call patterns (case labels) |", "| --- | --- | --- |"]
+    for (kind, reason), labels in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        rows.append(f"| {kind} | {reason} | {', '.join(labels)} |")
+    return "\n".join(rows)
+
+
 def coverage(report: dict, excluded: dict[str, str]) -> dict:
     """The inventory's entries covered by a case, excluded with a reason, or neither; with call counts."""
     inventory = json.loads(INVENTORY.read_text())
@@ -133,9 +155,14 @@ def summary(ms: dict, pt: dict) -> str:
     for d in diffs:
         mark = " " if explained(d, known) else "!"
         lines.append(f"{mark} {d.case} | {d.label} | {d.path} | {d.message[:160]}")
+    for e in stale(known, diffs):
+        lines.append(f"stale (now matches PyTorch): {e['case']} | {e['label']} | {e['path']}")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    ms_report, pt_report = (read_report(Path(p).read_text()) for p in sys.argv[1:3])
-    print(summary(ms_report, pt_report))
+    if sys.argv[1:] == ["--table"]:
+        print(markdown_table(load_known()))
+    else:
+        ms_report, pt_report = (read_report(Path(p).read_text()) for p in sys.argv[1:3])
+        print(summary(ms_report, pt_report))

@@ -284,7 +284,7 @@ def arange(c: Recorder):
 
 # --- casts ----------------------------------------------------------------------------------------------
 
-@op("to", "float", "long", "bool", "int", "byte", "half", "bfloat16", "double", "type", "type_as", "cpu", "cuda")
+@op("to", "float", "long", "bool", "int", "byte", "half", "bfloat16", "double", "type", "type_as", "cpu")
 def casts(c: Recorder):
     x = c.f(2, 3, scale=3.0)
     c.check("x.to(float32)", lambda x: x.to(torch.float32), x)
@@ -307,7 +307,6 @@ def casts(c: Recorder):
     c.value("x.type() name", lambda: torch.tensor(x).float().type())
     c.check("x.type_as(int tensor)", lambda x, y: x.type_as(y), x, c.i(0, 3, 2))
     c.check("x.cpu()", lambda x: x.cpu(), x)
-    c.check("x.float().cuda() (the CPU is the accelerator)", lambda x: x.cpu().float(), x)
 
 
 # --- elementwise arithmetic ----------------------------------------------------------------------------
@@ -443,9 +442,11 @@ def extrema(c: Recorder):
     c.check("torch.logsumexp(x, dim=1, keepdim=True)", lambda x: torch.logsumexp(x, dim=1, keepdim=True), x)
 
 
-@op("norm", "torch.norm", "torch.linalg.vector_norm", "std", "torch.nn.functional.normalize")
+@op("norm", "torch.norm", "torch.linalg.vector_norm", "std", "torch.nn.functional.normalize", dtype="float32")
 def norms(c: Recorder):
+    """float32: MindSpore's CPU LpNorm kernel has no float64 (the first label shows it)."""
     x = c.f(3, 4)
+    c.check("x.norm() float64", lambda x: x.norm(), x.astype(np.float64))
     c.check("x.norm()", lambda x: x.norm(), x)
     c.check("x.norm(2)", lambda x: x.norm(2), x)
     c.check("x.norm(p=1)", lambda x: x.norm(p=1), x)
@@ -798,3 +799,67 @@ def _stats(t, low=None, high=None):
     a = t.float().numpy()
     return {"dtype": dtype_name(t.dtype), "shape": list(t.shape),
             "in range": bool((low is None or a.min() >= low) and (high is None or a.max() <= high))}
+
+
+# --- the long tail of numeric functions -------------------------------------------------------------------
+
+@op("torch.isinf", "torch.isfinite", "torch.less", "torch.squeeze", "torch.scatter", "torch.mm", "torch.expm1",
+    "torch.log10", "torch.eye", "torch.linalg.norm", "torch.histc", "torch.unique_consecutive", "tile")
+def tail(c: Recorder):
+    z = np.array([1.0, np.nan, np.inf, -np.inf, 0.0])
+    c.check("torch.isinf(z)", lambda z: torch.isinf(z), z)
+    c.check("torch.isfinite(z)", lambda z: torch.isfinite(z), z)
+    x, y = c.f(3, 4), c.f(3, 4)
+    c.check("torch.less(x, y)", lambda x, y: torch.less(x, y), x, y)
+    c.check("torch.squeeze(x, 1)", lambda x: torch.squeeze(x, 1), c.f(3, 1, 2))
+    c.check("torch.scatter(x, 1, idx, src)", lambda x, i, s: torch.scatter(x, 1, i, s), x,
+            np.array([[2, 0]] * 3), c.f(3, 2))
+    c.check("torch.mm(a, b)", lambda a, b: torch.mm(a, b), x, c.f(4, 2))
+    c.check("torch.expm1(x)", lambda x: torch.expm1(x), x)
+    c.check("torch.log10(p)", lambda p: torch.log10(p), c.f(3, positive=True))
+    c.check("torch.eye(3)", lambda: torch.eye(3))
+    c.check("torch.linalg.norm(x)", lambda x: torch.linalg.norm(x), x)
+    c.check("torch.histc(x, bins=4, min=-2, max=2)", lambda x: torch.histc(x, bins=4, min=-2, max=2), x, grad=False)
+    c.check("torch.unique_consecutive(a)", lambda a: torch.unique_consecutive(a), np.array([1, 1, 2, 2, 2, 3, 1]))
+    c.check("x.tile((2, 1))", lambda x: x.tile((2, 1)), x)
+
+
+@op("torch.nn.functional.interpolate", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d",
+    "torch.nn.functional.cosine_embedding_loss", dtype="float32")
+def vision(c: Recorder):
+    """float32: MindSpore's CPU Conv2D kernel has no float64."""
+    img = c.f(1, 2, 4, 4)
+    c.check("F.interpolate(x, size=(6, 6), mode='bilinear', align_corners=False)",
+            lambda x: F.interpolate(x, size=(6, 6), mode="bilinear", align_corners=False), img)
+    c.check("F.interpolate(x, scale_factor=2, mode='nearest')",
+            lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), img)
+    c.check("F.conv2d(x, w, padding=1, groups=2)", lambda x, w: F.conv2d(x, w, padding=1, groups=2), img,
+            c.f(4, 1, 3, 3))
+    c.check("F.conv1d(x, w)", lambda x, w: F.conv1d(x, w), c.f(1, 2, 6), c.f(3, 2, 3))
+    c.check("F.cosine_embedding_loss(a, b, y)", lambda a, b, y: F.cosine_embedding_loss(a, b, y), c.f(3, 4),
+            c.f(3, 4), np.array([1.0, -1.0, 1.0]), grad=(0, 1))
+
+
+@op("torch.no_grad", "torch.enable_grad", "torch.is_grad_enabled", "torch.inference_mode", "torch.finfo",
+    "torch.iinfo", "torch.get_default_dtype", "torch.device")
+def state(c: Recorder):
+    p = torch.nn.Parameter(torch.tensor(c.f(2)))
+
+    def grad_modes():
+        out = {"default": torch.is_grad_enabled()}
+        with torch.no_grad():
+            out["no_grad"] = [torch.is_grad_enabled(), (p * 2).requires_grad]
+            with torch.enable_grad():
+                out["enable_grad inside no_grad"] = [torch.is_grad_enabled(), (p * 2).requires_grad]
+        with torch.inference_mode():
+            out["inference_mode"] = torch.is_grad_enabled()
+        out["after"] = [torch.is_grad_enabled(), (p * 2).requires_grad]
+        return out
+    c.value("no_grad / enable_grad / inference_mode", grad_modes)
+    c.value("finfo(float32/bfloat16/float16)", lambda: [[float(torch.finfo(d).max), float(torch.finfo(d).eps),
+                                                          float(torch.finfo(d).min), float(torch.finfo(d).tiny)]
+                                                         for d in (torch.float32, torch.bfloat16, torch.float16)])
+    c.value("iinfo(int32/int64)", lambda: [[int(torch.iinfo(d).max), int(torch.iinfo(d).min)]
+                                           for d in (torch.int32, torch.int64)])
+    c.value("get_default_dtype", lambda: torch.get_default_dtype())
+    c.value("device('cpu'), device('cpu', 0).type", lambda: [str(torch.device("cpu")), torch.device("cpu", 0).type])

@@ -1,0 +1,85 @@
+"""The differential op test: the torch functions and Tensor methods the converted Megatron-LM, MindSpeed
+and MindSpeed-LLM call (op_inventory.json, from op_inventory.py), run on the workspace's mindtorch and on
+PyTorch with the same inputs and the call sites' argument patterns (op_cases_ops.py), compared value by
+value, dtype, shape, gradient, in-place and aliasing effect (op_cases_compare.py).
+
+It fails when an inventory entry is neither covered by a case nor excluded with a reason
+(op_cases_excluded.py), when mindtorch differs from PyTorch anywhere op_known_differences.json does not
+explain, and when a known difference no longer differs (the table must stay true: remove the entry).
+docs/op_differential.md has the numbers and the table of differences."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from op_cases_compare import coverage, differences, explained, load_known, read_report, stale
+from op_cases_excluded import EXCLUDED
+from testbed import Testbed
+
+pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def ms(testbed: Testbed) -> dict:
+    proc = testbed.ms_run(f"python {HERE / 'op_cases_run.py'} mindtorch", timeout=600)
+    return read_report(proc.stdout + "\n" + proc.stderr[-3000:])
+
+
+@pytest.fixture(scope="module")
+def pt(testbed: Testbed) -> dict:
+    proc = testbed.torch_run([str(HERE / "op_cases_run.py"), "pytorch"], timeout=600)
+    return read_report(proc.stdout + "\n" + proc.stderr[-3000:])
+
+
+def test_both_sides_ran_every_case(ms, pt):
+    assert ms["side"] == "mindtorch" and pt["side"] == "pytorch"
+    assert set(ms["cases"]) == set(pt["cases"])
+    broken = {f"{case}/{label}": obs for case, c in pt["cases"].items() for label, obs in c["labels"].items()
+              if _has_error(obs)}
+    assert not broken, f"the PyTorch reference raised (a broken case, not a mindtorch difference): {broken}"
+
+
+def _has_error(obs) -> bool:
+    if isinstance(obs, dict):
+        return "error" in obs or any(_has_error(v) for v in obs.values())
+    if isinstance(obs, list):
+        return any(_has_error(v) for v in obs)
+    return False
+
+
+def test_every_inventory_entry_is_covered_or_excluded(pt):
+    cov = coverage(pt, EXCLUDED)
+    assert not cov["neither"], ("inventory entries neither covered by a case (op_cases_ops.py) nor excluded with a "
+                                f"reason (op_cases_excluded.py): {cov['neither']}")
+    assert not cov["both"], f"covered and excluded at once: {cov['both']}"
+    assert not cov["excluded_not_in_inventory"], f"excluded but no longer called: {cov['excluded_not_in_inventory']}"
+
+
+def test_mindtorch_matches_pytorch_or_the_difference_is_known(ms, pt):
+    known = load_known()
+    unexplained = [d for d in differences(ms, pt) if explained(d, known) is None]
+    assert not unexplained, "mindtorch differs from PyTorch (add a reason to op_known_differences.json only " \
+        "for a difference understood):\n" + "\n".join(f"{d.case} | {d.label} | {d.path} | {d.message[:300]}"
+                                                      for d in unexplained)
+
+
+def test_every_known_difference_still_differs(ms, pt):
+    """xpass-like: a known difference that no longer shows must leave the table."""
+    gone = stale(load_known(), differences(ms, pt))
+    assert not gone, "these known differences now match PyTorch: remove them from op_known_differences.json " \
+        "(and docs/op_differential.md):\n" + "\n".join(f"{e['case']} | {e['label']} | {e['path']}" for e in gone)
+
+
+def test_known_differences_name_real_labels(pt):
+    for e in load_known():
+        assert e["label"] in pt["cases"].get(e["case"], {}).get("labels", {}), e
+        assert e["kind"] in {"bug", "missing", "aliasing", "precision", "intended"}, e
+
+
+def test_known_differences_are_in_the_doc():
+    doc = (HERE.parents[1] / "docs" / "op_differential.md").read_text()
+    missing = sorted({e["label"] for e in load_known() if f"`{e['label']}`" not in doc})
+    assert not missing, f"docs/op_differential.md lacks these known differences' labels: {missing}"
