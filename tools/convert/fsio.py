@@ -25,6 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from .walk import TMP_SUFFIX, file_kind
 
+
 class Refused(Exception):
     """The file is left as it is, for the reason given (not an I/O error: a decision)."""
 
