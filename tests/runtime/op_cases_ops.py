@@ -224,7 +224,8 @@ def tensor(c: Recorder):
     c.value("x.sum().item()", lambda: x.sum().item())
     c.value("int tensor.item()", lambda: torch.tensor([7]).item())
     c.value("x.numpy()", lambda: x.numpy().tolist())
-    c.value("float(x.sum()), int(), bool()", lambda: [float(x.sum()), int(x.sum() * 100), bool(x.sum() > 0)])
+    c.value("float(x.sum())", lambda: float(x.sum()))
+    c.value("int(x.sum() * 100), bool(x.sum() > 0)", lambda: [int(x.sum() * 100), bool(x.sum() > 0)])
 
 
 def _from_numpy_shares():
