@@ -1,4 +1,4 @@
-"""``python -m tools.convert``: convert trees, check rule files, prepare workspaces."""
+"""``python -m tools.convert``: convert trees, check and list rule files (workspaces: ``python -m tools.workspace``)."""
 from __future__ import annotations
 
 import argparse
@@ -79,17 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("within", help="qualified function name, e.g. Class.method")
     fp.add_argument("--no-keep-docstring", action="store_true", help="the rule has keep_docstring: false")
 
-    ws = sub.add_parser("workspace", help="prepare a workspace (clone, patch, convert): see docs/workspace.md",
-                        add_help=False)
-    ws.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "workspace":
-        from tools.workspace.cli import main as workspace_main
-        return workspace_main(argv[1:])
     args = build_parser().parse_args(argv)
     from rich.console import Console
     console = Console(stderr=True, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""``python -m tools.workspace <llm|mm|rl> [options]``: the same as ``python -m tools.convert workspace``."""
+"""``python -m tools.workspace <llm|mm|rl> [options]``: the driver behind ``auto_convert_*.sh``."""
 import sys
 
 from tools.workspace.cli import main

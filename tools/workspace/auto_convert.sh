@@ -56,7 +56,7 @@ __ms_ws_run() {
         printf '%s: cannot create a temporary file in %s\n' "$name" "${TMPDIR:-/tmp}" >&2
         return 1
     fi
-    if PYTHONPATH="$checkout" "$python" -m tools.convert workspace "$kind" --env-out "$result" "$@"; then
+    if PYTHONPATH="$checkout" "$python" -m tools.workspace "$kind" --env-out "$result" "$@"; then
         status=0
     else
         status=$?

@@ -1,4 +1,4 @@
-"""``python -m tools.convert workspace <llm|mm|rl> [options]``: set up (or complete) a workspace.
+"""``python -m tools.workspace <llm|mm|rl> [options]``: set up (or complete) a workspace.
 
 This is what ``auto_convert_{llm,mm,rl}.sh`` run. Everything the user reads goes to stderr; on
 success the path of the generated ``set_env.sh`` is written to stdout (or, with ``--env-out FILE``
@@ -37,7 +37,7 @@ RETRY_DELAY_ENV = "MS_CONVERT_RETRY_DELAY"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.convert workspace",
+        prog="python -m tools.workspace",
         description="Clone the pinned repositories of a workspace, apply patches, convert them to MindSpore "
         "(mindtorch) and write <workspace>/set_env.sh. Safe to run again: finished work is skipped, "
         "interrupted work is completed. See docs/workspace.md.",
@@ -219,7 +219,7 @@ def _restore_stdout(saved: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (``python -m tools.convert workspace ...`` dispatches here)."""
+    """Entry point (``python -m tools.workspace ...``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["workspace"]:
         args_list = args_list[1:]
