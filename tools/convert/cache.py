@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import IO
 
-from .fileconv import FileResult
+from .model import FileResult, Status
 from .fsio import atomic_write
 
 _FORMAT = "k2"   # key = path + content; files of another format are simply not read
@@ -75,7 +75,7 @@ class Cache:
         return FileResult.from_json(entry)
 
     def put(self, result: FileResult) -> None:
-        if self.path is None or result.status == "failed" and result.reason.startswith("internal error"):
+        if self.path is None or result.status == Status.FAILED and result.reason.startswith("internal error"):
             return
         self.used[_key(result.path, result.sha)] = result.to_json()
 

@@ -162,7 +162,7 @@ class SkipReason(StrEnum):
     NO_TRIGGER = "no trigger token"
     OPTED_OUT = "opted out with '# ms-convert: skip-file'"
     SYMLINK = "symlink (not followed)"
-    SYMLINKED_DIR = "symlinked dir (not followed)"
+    SYMLINKED_DIR = "symlinked directory (not followed)"
 
 
 class Category(StrEnum):

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .fileconv import FileResult
+from .model import Category, FileResult, SkipReason, Status
 from .fsio import atomic_write
 
 CHANGE_COLUMNS = ["File", "Start Line", "End Line", "Operation Type", "Message"]
@@ -20,9 +20,9 @@ def unsupported_rows(results: list[FileResult], provided: dict[str, bool], retar
     rows = []
     for r in results:
         for api, line, end, category, rule, hint in r.uses:
-            if category == "unsupported":
+            if category == Category.UNSUPPORTED:
                 rows.append([r.path, line, end, api, hint or f"marked unsupported by {rule}"])
-            elif category == "retargeted" and provided.get(retarget(api)) is False:
+            elif category == Category.RETARGETED and provided.get(retarget(api)) is False:
                 rows.append([r.path, line, end, api, f"not provided by the installed {retarget(api).split('.')[0]} "
                              "and no rule covers it: add an API rule or a patch to the target"])
     return rows
@@ -35,28 +35,28 @@ def summarize(results: list[FileResult], provided: dict[str, bool], modules: dic
     totals = Counter()
     for r in results:
         for api, _line, _end, category, rule, _hint in r.uses:
-            if category == "retargeted" and provided.get(retarget(api)) is False:
-                category = "unsupported"
-            elif category == "retargeted" and retarget(api) not in provided:
+            if category == Category.RETARGETED and provided.get(retarget(api)) is False:
+                category = Category.UNSUPPORTED
+            elif category == Category.RETARGETED and retarget(api) not in provided:
                 category = "retargeted-unverified"
             entry = apis.setdefault(api, {"uses": 0, "status": category, "rule": rule})
             entry["uses"] += 1
             totals[category] += 1
     total = sum(totals.values())
     mapped = totals["rewritten"] + totals["retargeted"] + totals["retargeted-unverified"]
-    by_op = Counter(c[2] for r in results for c in r.changes)
-    skip_reasons = Counter(r.reason for r in results if r.status == "skipped")
+    by_op = Counter(c.op for r in results for c in r.changes)
+    skip_reasons = Counter(r.reason for r in results if r.status == Status.SKIPPED)
     return {
         **extra,
         "files_seen": len(results),
         "files_parsed": sum(r.parsed for r in results),
-        "files_changed": status["changed"],
-        "files_unchanged": status["unchanged"],
-        "files_skipped": status["skipped"],
-        "files_failed": status["failed"],
-        "failures": [{"file": r.path, "reason": r.reason} for r in results if r.status == "failed"],
+        "files_changed": status[Status.CHANGED],
+        "files_unchanged": status[Status.UNCHANGED],
+        "files_skipped": status[Status.SKIPPED],
+        "files_failed": status[Status.FAILED],
+        "failures": [{"file": r.path, "reason": r.reason} for r in results if r.status == Status.FAILED],
         "skipped": [{"file": r.path, "reason": r.reason} for r in results
-                    if r.status == "skipped" and r.reason != "no trigger token"],
+                    if r.status == Status.SKIPPED and r.reason != SkipReason.NO_TRIGGER],
         "skip_reasons": dict(skip_reasons),
         "changes": sum(by_op.values()),
         "changes_by_operation": dict(sorted(by_op.items())),
@@ -82,7 +82,7 @@ def _csv(rows: list[list], header: list[str]) -> bytes:
 
 def write_reports(folder: Path, results: list[FileResult], unsupported: list[list], summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    changes = [[r.path, c[0], c[1], c[2], c[3]] for r in results for c in r.changes]
+    changes = [[r.path, c.line, c.end_line, c.op, c.message] for r in results for c in r.changes]
     atomic_write(folder / "change_list.csv", _csv(changes, CHANGE_COLUMNS))
     atomic_write(folder / "unsupported_api.csv", _csv(unsupported, UNSUPPORTED_COLUMNS))
     atomic_write(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=False).encode() + b"\n")

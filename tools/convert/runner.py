@@ -21,11 +21,11 @@ import libcst
 from . import ENGINE_VERSION
 from .cache import Cache
 from .errors import UsageError
-from .fileconv import FileResult, convert_source, needs_parse, sha
+from .fileconv import convert_source, needs_parse, sha
 from .fsio import (Refused, atomic_symlink, atomic_write, copy_if_newer, holds, read_regular, replace_converted,
                    write_if_different)
 from .introspect import Introspector, check_target_path
-from .model import RuleSet
+from .model import Category, FileResult, RuleSet, SkipReason, Status
 from .report import print_summary, shown, summarize, unsupported_rows, write_reports
 from .walk import STATE_DIR, Entry, walk_tree
 
@@ -221,22 +221,22 @@ class _Conversion:
                 except OSError:
                     pass
         elif e.kind == "unreadable-dir":
-            self._set(FileResult(rel, "failed", reason=e.reason))
+            self._set(FileResult(rel, Status.FAILED, reason=e.reason))
         elif e.kind in ("symlink", "symlink-dir"):
             if rel.endswith(".py") or e.kind == "symlink-dir":
-                what = "symlinked directory" if e.kind == "symlink-dir" else "symlink"
-                self._set(FileResult(rel, "skipped", reason=f"{what} (not followed)"))
+                why = SkipReason.SYMLINKED_DIR if e.kind == "symlink-dir" else SkipReason.SYMLINK
+                self._set(FileResult(rel, Status.SKIPPED, reason=why))
             if self.copies:
                 self._copy(rel, lambda: atomic_symlink(os.readlink(src), self.dest / rel))
         elif e.kind == "special":
             if rel.endswith(".py") or self.copies:
                 copied = " or copied" if self.copies else ""
-                self._set(FileResult(rel, "skipped", reason=f"not a regular file ({e.reason}): not read{copied}"))
+                self._set(FileResult(rel, Status.SKIPPED, reason=f"not a regular file ({e.reason}): not read{copied}"))
         elif e.kind == "other":
             if self.copies:
                 self._copy(rel, lambda: copy_if_newer(src, self.dest / rel))
         elif e.size > self.opts.max_file_size:
-            self._set(FileResult(rel, "skipped",
+            self._set(FileResult(rel, Status.SKIPPED,
                                  reason=f"too large ({e.size} bytes > --max-file-size {self.opts.max_file_size})"))
             if self.copies:
                 self._copy(rel, lambda: copy_if_newer(src, self.dest / rel))
@@ -247,14 +247,14 @@ class _Conversion:
         try:
             data, st = read_regular(src)
         except Refused as why:
-            self._set(FileResult(rel, "skipped", reason=str(why)))
+            self._set(FileResult(rel, Status.SKIPPED, reason=str(why)))
             return
         except OSError as exc:
-            self._set(FileResult(rel, "failed", reason=f"cannot read: {_why(exc)}"))
+            self._set(FileResult(rel, Status.FAILED, reason=f"cannot read: {_why(exc)}"))
             return
         mode = stat.S_IMODE(st.st_mode)
         if not needs_parse(rel, data, self.rules):
-            self._set(FileResult(rel, "skipped", reason="no trigger token"))
+            self._set(FileResult(rel, Status.SKIPPED, reason=SkipReason.NO_TRIGGER))
             if self.copies:
                 self._copy(rel, lambda: write_if_different(self.dest / rel, data, mode))
             return
@@ -265,14 +265,14 @@ class _Conversion:
             self._set(earlier)
             return
         cached = self.cache.get(rel, digest)
-        if cached is not None and (cached.status != "changed" or
+        if cached is not None and (cached.status != Status.CHANGED or
                                    (self.copies and holds(self.dest / rel, cached.new_sha))):
             self.cache.keep(rel, digest)
             if cached.new_sha:
                 self.cache.keep(rel, cached.new_sha)
             self.hits += 1
             self._set(cached)
-            if self.copies and cached.status != "changed":
+            if self.copies and cached.status != Status.CHANGED:
                 self._copy(rel, lambda: write_if_different(self.dest / rel, data, mode))
             return
         self.read_stats[rel] = st
@@ -286,12 +286,12 @@ class _Conversion:
         try:
             copy()
         except Refused as why:
-            self._set(FileResult(rel, "skipped", reason=str(why)))
+            self._set(FileResult(rel, Status.SKIPPED, reason=str(why)))
         except OSError as exc:
-            self._fail(self.results.get(rel) or FileResult(rel, "failed"), f"cannot copy: {_why(exc)}")
+            self._fail(self.results.get(rel) or FileResult(rel, Status.FAILED), f"cannot copy: {_why(exc)}")
 
     def _fail(self, result: FileResult, reason: str) -> None:
-        self._set(dataclasses.replace(result, status="failed", reason=reason, changes=[], new_sha="",
+        self._set(dataclasses.replace(result, status=Status.FAILED, reason=reason, changes=[], new_sha="",
                                       new_data=None, fixed_point=None))
 
     # -- execute --------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ class _Conversion:
         data, res.new_data = res.new_data, None
         target = self.dest / res.path
         try:
-            if res.status == "changed":
+            if res.status == Status.CHANGED:
                 if self.opts.diff:
                     self.diffs.append(_unified(res.path, original, data))
                 if self.writes:
@@ -361,7 +361,7 @@ class _Conversion:
         ordered = [self.results[k] for k in sorted(self.results)]
         rules = self.rules
         retarget = rules.retarget
-        targets = {retarget(u[0]) for r in ordered for u in r.uses if u[3] == "retargeted"}
+        targets = {retarget(u.api) for r in ordered for u in r.uses if u.category == Category.RETARGETED}
         available: dict[str, bool] = {}
         modules: dict = {}
         if self.introspector is not None and targets:
