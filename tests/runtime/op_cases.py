@@ -109,6 +109,7 @@ class Recorder:
             self.results[label] = fn()
         except Exception as e:   # noqa: BLE001
             self.results[label] = {"error": _error(e)}
+            _settle()
 
     def check(self, label: str, fn: Callable, *inputs: Any, grad: bool | tuple[int, ...] = True,
               values: bool = True) -> None:
@@ -175,6 +176,17 @@ class Recorder:
     def value(self, label: str, fn: Callable) -> None:
         """A result that is not an op's output tensor (a property, a Python value)."""
         self._record(label, lambda: {"out": observe(fn())})
+
+
+def _settle() -> None:
+    """After an op failed: let a pending error surface here, not in the next label. On MindSpore a failed
+    op's error is raised again by the next op (a failed matmul(vector, matrix) makes the next bmm, or any
+    next op's ``.shape``, raise the same ValueError): without this, one failing label could fail the next."""
+    for _ in range(2):
+        try:
+            _ = (torch.zeros(1) + 1).shape
+        except Exception:   # noqa: BLE001
+            pass
 
 
 def _shapes(out: Any) -> Any:
