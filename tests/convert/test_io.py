@@ -434,3 +434,20 @@ def test_a_read_only_tree_fails_its_files_with_one_line_each(tmp_path):
         f"warning: cannot create {root / '.ms-convert'}: Permission denied: no cache and no reports in this run "
         "(give --cache-dir and --report-dir elsewhere)"]
     assert (root / "a.py").read_bytes() == GOOD
+
+
+@needs_unprivileged
+def test_an_unsavable_introspection_cache_is_not_a_traceback(tmp_path):
+    # The same read-only cache folder, with the API check on: its cache is a cache too.
+    root = _tree(tmp_path / "src", {"a.py": GOOD})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o555)
+    try:
+        done = cli("convert", str(root), "-q", "-j", "1", "--cache-dir", str(cache), unprivileged=True)
+    finally:
+        os.chmod(cache, 0o755)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert (root / "a.py").read_bytes() == GOOD_OUT
+    assert read_summary(root / ".ms-convert" / "report")["files_changed"] == 1

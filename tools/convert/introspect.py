@@ -185,7 +185,10 @@ class Introspector:
                 cached["modules"][r] = {"available": False, "error": error}
         if self.cache_file is not None:
             from .fsio import atomic_write
-            atomic_write(self.cache_file, json.dumps(cached, sort_keys=True).encode())
+            try:
+                atomic_write(self.cache_file, json.dumps(cached, sort_keys=True).encode())
+            except OSError:
+                pass   # only a cache: the next run asks again (the runner warns about the cache folder)
         avail = {r for r, info in cached["modules"].items() if info.get("available")}
         return ({n: cached["names"].get(n, False) for n in names if n.split(".")[0] in avail},
                 {r: cached["modules"].get(r, {}) for r in roots if r in {n.split(".")[0] for n in names}})
