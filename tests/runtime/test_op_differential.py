@@ -17,7 +17,15 @@ from op_cases_compare import coverage, differences, explained, load_known, read_
 from op_cases_excluded import EXCLUDED
 from testbed import Testbed
 
-pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
+# the comparison needs the testbed workspace (PyPI, MindSpore); the inventory test only the reference PyTorch
+WORKSPACE_MARKS = (pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore)
+
+
+def needs_workspace(fn):
+    for mark in WORKSPACE_MARKS:
+        fn = mark(fn)
+    return fn
+
 
 HERE = Path(__file__).parent
 
@@ -34,6 +42,7 @@ def pt(testbed: Testbed) -> dict:
     return read_report(proc.stdout + "\n" + proc.stderr[-3000:])
 
 
+@needs_workspace
 def test_both_sides_ran_every_case(ms, pt):
     assert ms["side"] == "mindtorch" and pt["side"] == "pytorch"
     assert set(ms["cases"]) == set(pt["cases"])
@@ -50,6 +59,7 @@ def _has_error(obs) -> bool:
     return False
 
 
+@needs_workspace
 def test_every_inventory_entry_is_covered_or_excluded(pt):
     cov = coverage(pt, EXCLUDED)
     assert not cov["neither"], ("inventory entries neither covered by a case (op_cases_ops.py) nor excluded with a "
@@ -58,6 +68,7 @@ def test_every_inventory_entry_is_covered_or_excluded(pt):
     assert not cov["excluded_not_in_inventory"], f"excluded but no longer called: {cov['excluded_not_in_inventory']}"
 
 
+@needs_workspace
 def test_mindtorch_matches_pytorch_or_the_difference_is_known(ms, pt):
     known = load_known()
     unexplained = [d for d in differences(ms, pt) if explained(d, known) is None]
@@ -66,6 +77,7 @@ def test_mindtorch_matches_pytorch_or_the_difference_is_known(ms, pt):
                                                       for d in unexplained)
 
 
+@needs_workspace
 def test_every_known_difference_still_differs(ms, pt):
     """xpass-like: a known difference that no longer shows must leave the table."""
     gone = stale(load_known(), differences(ms, pt))
@@ -73,6 +85,7 @@ def test_every_known_difference_still_differs(ms, pt):
         "(and docs/op_differential.md):\n" + "\n".join(f"{e['case']} | {e['label']} | {e['path']}" for e in gone)
 
 
+@needs_workspace
 def test_known_differences_name_real_labels(pt):
     for e in load_known():
         assert e["label"] in pt["cases"].get(e["case"], {}).get("labels", {}), e
@@ -83,3 +96,61 @@ def test_known_differences_are_in_the_doc():
     doc = (HERE.parents[1] / "docs" / "op_differential.md").read_text()
     missing = sorted({e["label"] for e in load_known() if f"`{e['label']}`" not in doc})
     assert not missing, f"docs/op_differential.md lacks these known differences' labels: {missing}"
+
+
+SMALL_TREE = {
+    "Megatron-LM/megatron/a.py": (
+        "import math\n"
+        "import mindtorch as torch\n"
+        "import mindtorch.nn.functional as F\n"
+        "def f(a, b):\n"
+        "    x = torch.cat([a, b], dim=0)\n"
+        "    y = F.softmax(x, dim=-1)\n"
+        "    z = x.view(2, 3).sum(dim=1, keepdim=True)\n"
+        "    math.ceil(3.2)\n"
+        "    'a,b'.split(',')\n"
+        "    x.untyped_storage().resize_(0)\n"
+        "    torch.Tensor.add(x, 1)\n"
+        "    torch.distributed.get_rank()\n"
+        "    return torch.cat((y, z), 1)\n"),
+    "Megatron-LM/tests/unit_tests/test_a.py": "import mindtorch as torch\ntorch.cat([1])\ntorch.zeros(3)\n",
+    "MindSpeed/mindspeed/b.py": "import torch\nfrom torch import cat\ncat([x], dim=1)\n",
+    "MindSpeed-LLM/mindspeed_llm/c.py": "x = 1\n",
+}
+
+
+def test_the_inventory_of_a_small_tree(tmp_path):
+    """op_inventory.py on three small converted trees: functions resolved through the imports (mindtorch
+    reported as torch, a from-import too), keywords and positional counts, methods by the heuristic (not
+    math.ceil; str.split flagged as shared; a storage's resize_ apart; torch.Tensor.add as the method
+    add), other namespaces counted, test files left out."""
+    import json
+    import subprocess
+
+    from testbed import _clean_env, _git, reference_python
+    for rel, text in SMALL_TREE.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for repo in ("Megatron-LM", "MindSpeed", "MindSpeed-LLM"):
+        _git(tmp_path / repo, "init", "-q")
+        _git(tmp_path / repo, "add", "-A")
+        _git(tmp_path / repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tree")
+    out = tmp_path / "inventory.json"
+    proc = subprocess.run([str(reference_python()), str(HERE / "op_inventory.py"), str(tmp_path), "-o", str(out)],
+                          capture_output=True, text=True, timeout=300, env=_clean_env({}))
+    assert proc.returncode == 0, proc.stderr
+    inv = json.loads(out.read_text())
+    cat = inv["functions"]["torch.cat"]
+    assert cat["calls"] == 3 and cat["by_repo"] == {"Megatron-LM": 2, "MindSpeed": 1}
+    assert cat["keywords"] == {"dim": 2} and cat["positional"] == {"1": 2, "2": 1}
+    assert "torch.zeros" not in inv["functions"]                       # only in a test file
+    assert inv["functions"]["torch.nn.functional.softmax"]["keywords"] == {"dim": 1}
+    methods = inv["methods"]
+    assert methods["sum"]["keywords"] == {"dim": 1, "keepdim": 1} and methods["view"]["positional"] == {"2": 1}
+    assert "ceil" not in methods
+    assert methods["split"]["shared_with"] == ["str"]
+    assert methods["untyped_storage().resize_"]["calls"] == 1 and "resize_" not in methods
+    assert methods["add"]["positional"] == {"1": 1}
+    assert inv["other_namespaces"] == {"torch.distributed": 1}
+    assert inv["repos"]["Megatron-LM"]["test_files_left_out"] == 1
