@@ -133,6 +133,19 @@ def coverage(report: dict, excluded: dict[str, str]) -> dict:
     }
 
 
+def keywords_not_exercised(report: dict) -> list[tuple[str, str, int]]:
+    """(entry, keyword, call sites) for each keyword the inventory's call sites pass to a covered entry that
+    no label of a covering case shows as ``keyword=`` (the labels are the call patterns, as written)."""
+    inventory = json.loads(INVENTORY.read_text())
+    labels: dict[str, list[str]] = {}
+    for c in report["cases"].values():
+        for name in c["covers"]:
+            labels.setdefault(name, []).extend(c["labels"])
+    return [(name, kw, count) for kind in ("functions", "methods") for name, e in inventory[kind].items()
+            if name in labels for kw, count in e["keywords"].items()
+            if kw != "**" and not any(f"{kw}=" in label for label in labels[name])]
+
+
 def summary(ms: dict, pt: dict) -> str:
     from op_cases_excluded import EXCLUDED
     cov = coverage(pt, EXCLUDED)

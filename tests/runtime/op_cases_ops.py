@@ -25,6 +25,8 @@ def cat(c: Recorder):
     c.check("concat([a, b], dim=0)", lambda a, b: torch.concat([a, b], dim=0), a, b)
     c.check("concatenate([a, b], axis=0)", lambda a, b: torch.concatenate([a, b], axis=0), a, b)
     c.check("cat(int64)", lambda a, b: torch.cat([a, b], dim=0), c.i(0, 9, 2, 3), c.i(0, 9, 1, 3))
+    c.check("cat([a, b], dim=0, out=buf)", lambda a, b: torch.cat([a, b], dim=0, out=torch.empty(6, 3, dtype=a.dtype)),
+            a, b, grad=False)
 
 
 @op("torch.stack")
@@ -242,6 +244,8 @@ def factories(c: Recorder):
     c.check("empty((2, 3), dtype=bf16, requires_grad=True)",
             lambda: torch.empty((2, 3), dtype=torch.bfloat16, requires_grad=True).requires_grad, values=True)
     c.check("empty(0)", lambda: torch.empty(0))
+    c.check("empty(2, layout=torch.strided)", lambda: torch.empty(2, layout=torch.strided), values=False)
+    c.check("zeros(2, layout=torch.strided)", lambda: torch.zeros(2, layout=torch.strided))
     x = c.f(2, 3)
     c.check("empty_like(x)", lambda x: torch.empty_like(x), x, values=False, grad=False)
     c.check("empty_like(x, dtype=int32)", lambda x: torch.empty_like(x, dtype=torch.int32), x, values=False)
@@ -264,6 +268,7 @@ def factories(c: Recorder):
     c.check("full((2,), 7, dtype=int64)", lambda: torch.full((2,), 7, dtype=torch.int64))
     c.check("full((2,), -inf, dtype=float32)", lambda: torch.full((2,), float("-inf"), dtype=torch.float32))
     c.check("full([2], True)", lambda: torch.full([2], True))
+    c.check("full((2,), fill_value=3.0, dtype=float32)", lambda: torch.full((2,), fill_value=3.0, dtype=torch.float32))
     c.check("full_like(x, 2)", lambda x: torch.full_like(x, 2), x, grad=False)
     c.check("x.new_zeros(2)", lambda x: x.new_zeros(2), x, grad=False)
     c.check("x.new_ones((2, 1))", lambda x: x.new_ones((2, 1)), x, grad=False)
@@ -341,6 +346,8 @@ def arithmetic(c: Recorder):
     c.check("x.square()", lambda x: x.square(), x)
     c.check("y.reciprocal()", lambda y: y.reciprocal(), y)
     c.check("torch.reciprocal(y)", lambda y: torch.reciprocal(y), y)
+    c.check("torch.reciprocal(y, out=buf)", lambda y: torch.reciprocal(y, out=torch.empty(3, 4, dtype=y.dtype)), y,
+            grad=False)
     c.check("x + y, x - y, x * y, x / y", lambda x, y: [x + y, x - y, x * y, x / y], x, y)
     c.check("2 - x, 1 / y, -x, x ** 2", lambda x, y: [2 - x, 1 / y, -x, x ** 2], x, y)
     c.check("int + float promotes", lambda a, x: a + x, c.i(0, 5, 3, 4), x)
@@ -458,6 +465,7 @@ def norms(c: Recorder):
     c.check("torch.norm(x, 2)", lambda x: torch.norm(x, 2), x)
     c.check("torch.linalg.vector_norm(x)", lambda x: torch.linalg.vector_norm(x), x)
     c.check("vector_norm(x, ord=2, dim=-1)", lambda x: torch.linalg.vector_norm(x, ord=2, dim=-1), x)
+    c.check("vector_norm(x, dtype=float32)", lambda x: torch.linalg.vector_norm(x, dtype=torch.float32), x)
     c.check("x.std()", lambda x: x.std(), x)
     c.check("x.std(dim=0)", lambda x: x.std(dim=0), x)
     c.check("F.normalize(x, dim=-1)", lambda x: F.normalize(x, dim=-1), x)
@@ -489,6 +497,9 @@ def sorting(c: Recorder):
             lambda x: torch.sort(torch.topk(x, k=2, dim=0, sorted=False)[0], dim=0)[0], x)
     c.check("torch.topk(x, k=3, dim=1, sorted=True)", lambda x: tuple(torch.topk(x, k=3, dim=1, sorted=True)), x)
     c.check("x.topk(2, largest=False)", lambda x: tuple(x.topk(2, largest=False)), x)
+    c.check("torch.topk(x, k=2, dim=1, out=(v, i))",
+            lambda x: torch.topk(x, k=2, dim=1, out=(torch.empty(3, 2, dtype=x.dtype), torch.empty(3, 2).long())),
+            x, grad=False)
     c.check("torch.sort(x)", lambda x: tuple(torch.sort(x)), x)
     c.check("torch.sort(x, descending=True)", lambda x: tuple(torch.sort(x, descending=True)), x)
     c.check("torch.sort(x, dim=0)", lambda x: tuple(torch.sort(x, dim=0)), x)
@@ -754,6 +765,7 @@ def layers(c: Recorder):
     c.check("F.pad(x, (0, 0, 1, 0), value=-1.0)", lambda x: F.pad(x, (0, 0, 1, 0), value=-1.0), x)
     c.check("F.pad(x, [0, 1], mode='constant', value=0)", lambda x: F.pad(x, [0, 1], mode="constant", value=0), x)
     c.check("F.pad(int, (1, 0), value=7)", lambda a: F.pad(a, (1, 0), value=7), c.i(0, 5, 2, 3))
+    c.check("F.pad(input=x, pad=(1, 1))", lambda x: F.pad(input=x, pad=(1, 1)), x)
     c.check("F.dropout(x, p=0.0, training=True)", lambda x: F.dropout(x, p=0.0, training=True), x)
     c.check("F.dropout(x, p=0.5, training=False)", lambda x: F.dropout(x, p=0.5, training=False), x)
 
@@ -819,6 +831,10 @@ def tail(c: Recorder):
     c.check("torch.expm1(x)", lambda x: torch.expm1(x), x)
     c.check("torch.log10(p)", lambda p: torch.log10(p), c.f(3, positive=True))
     c.check("torch.eye(3)", lambda: torch.eye(3))
+    c.check("torch.eye(2, dtype=int64, device='cpu')", lambda: torch.eye(2, dtype=torch.int64, device="cpu"))
+    c.check("torch.squeeze(x, dim=0)", lambda x: torch.squeeze(x, dim=0), c.f(1, 3))
+    c.check("torch.unique_consecutive(a, return_counts=True)",
+            lambda a: torch.unique_consecutive(a, return_counts=True), np.array([1, 1, 2, 2, 2, 3, 1]))
     c.check("torch.linalg.norm(x)", lambda x: torch.linalg.norm(x), x)
     c.check("torch.histc(x, bins=4, min=-2, max=2)", lambda x: torch.histc(x, bins=4, min=-2, max=2), x, grad=False)
     c.check("torch.unique_consecutive(a)", lambda a: torch.unique_consecutive(a), np.array([1, 1, 2, 2, 2, 3, 1]))
@@ -837,8 +853,13 @@ def vision(c: Recorder):
     c.check("F.conv2d(x, w, padding=1, groups=2)", lambda x, w: F.conv2d(x, w, padding=1, groups=2), img,
             c.f(4, 1, 3, 3))
     c.check("F.conv1d(x, w)", lambda x, w: F.conv1d(x, w), c.f(1, 2, 6), c.f(3, 2, 3))
+    c.check("F.conv1d(x, w, stride=2, dilation=2)", lambda x, w: F.conv1d(x, w, stride=2, dilation=2), c.f(1, 2, 9),
+            c.f(3, 2, 3))
     c.check("F.cosine_embedding_loss(a, b, y)", lambda a, b, y: F.cosine_embedding_loss(a, b, y), c.f(3, 4),
             c.f(3, 4), np.array([1.0, -1.0, 1.0]), grad=(0, 1))
+    c.check("F.cosine_embedding_loss(a, b, y, reduction='none')",
+            lambda a, b, y: F.cosine_embedding_loss(a, b, y, reduction="none"), c.f(3, 4), c.f(3, 4),
+            np.array([1.0, -1.0, -1.0]), grad=(0, 1))
 
 
 @op("torch.no_grad", "torch.enable_grad", "torch.is_grad_enabled", "torch.inference_mode", "torch.finfo",

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from op_cases_compare import coverage, differences, explained, load_known, read_report, stale
-from op_cases_excluded import EXCLUDED
+from op_cases_compare import (coverage, differences, explained, keywords_not_exercised, load_known, read_report,
+                              stale)
+from op_cases_excluded import EXCLUDED, KEYWORDS_NOT_EXERCISED
 from testbed import Testbed
 
 # the comparison needs the testbed workspace (PyPI, MindSpore); the inventory test only the reference PyTorch
@@ -66,6 +67,16 @@ def test_every_inventory_entry_is_covered_or_excluded(pt):
                                 f"reason (op_cases_excluded.py): {cov['neither']}")
     assert not cov["both"], f"covered and excluded at once: {cov['both']}"
     assert not cov["excluded_not_in_inventory"], f"excluded but no longer called: {cov['excluded_not_in_inventory']}"
+
+
+@needs_workspace
+def test_the_call_sites_keywords_are_exercised(pt):
+    """Each keyword the converted code passes to a covered op appears in one of its call patterns, or is
+    listed with a reason."""
+    missing = [(name, kw, n) for name, kw, n in keywords_not_exercised(pt) if (name, kw) not in KEYWORDS_NOT_EXERCISED]
+    assert not missing, f"(entry, keyword, call sites) no case passes: {missing}"
+    used = {(name, kw) for name, kw, _ in keywords_not_exercised(pt)}
+    assert set(KEYWORDS_NOT_EXERCISED) <= used, f"listed but exercised or no longer used: {set(KEYWORDS_NOT_EXERCISED) - used}"
 
 
 @needs_workspace
