@@ -13,11 +13,11 @@ run as a command), show control characters as escapes.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
 
+from tools.convert.fsio import atomic_write
 from tools.workspace.manifest import Manifest
 
 _PREPEND = r'''
@@ -92,13 +92,6 @@ def render(workspace: Path, manifest: Manifest, bin_dir: Path | None) -> str:
 def write(workspace: Path, manifest: Manifest, bin_dir: Path | None = None) -> Path:
     """Write ``<workspace>/set_env.sh`` atomically and return its path."""
     path = workspace / "set_env.sh"
-    tmp = path.with_name(f".set_env.sh.{os.getpid()}.tmp")
-    text = render(workspace, manifest, bin_dir)
-    try:
-        # surrogateescape: a path that is not UTF-8 is written back as the bytes it was read from
-        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # surrogateescape: a path that is not UTF-8 is written back as the bytes it was read from
+    atomic_write(path, render(workspace, manifest, bin_dir).encode("utf-8", "surrogateescape"))
     return path

@@ -3,8 +3,9 @@
 ``<ws>/.ms-workspace/state.json`` records, per repository, the commit of each finished stage and,
 *before* a stage starts, that it is in progress. A run killed in the middle therefore leaves a
 record that tells the next run "this dirty tree is ours, roll it back", which is how our own
-interrupted work is told apart from a user's edits. The file is replaced atomically (temp file +
-``os.replace``), so it is always either the old or the new version, never half written.
+interrupted work is told apart from a user's edits. The file is replaced atomically (the engine's
+``fsio.atomic_write``: temp file, fsync, ``os.replace``), so it is always either the old or the new
+version, never half written.
 
 One run at a time holds ``<ws>/.ms-workspace/lock`` (``flock``); the kernel releases it when the
 process dies, even by SIGKILL, so a crashed run never blocks the next.
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tools.convert.fsio import atomic_write
 from tools.workspace.errors import WorkspaceError
 from tools.workspace.record import RecordError, RepoRecord
 
@@ -79,14 +81,7 @@ class State:
     def save(self) -> None:
         data = {"version": STATE_VERSION, "manifest": self.manifest,
                 "repos": {name: record.to_json() for name, record in self.repos.items()}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 class WorkspaceLock:
