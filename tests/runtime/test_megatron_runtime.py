@@ -17,22 +17,8 @@ HERE = Path(__file__).parent
 EXAMPLE = HERE.parent.parent / "examples" / "tiny_gpt"
 
 
-def _import_report(proc) -> dict:
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("IMPORT_REPORT ")]
-    assert lines, f"no report:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return json.loads(lines[-1][len("IMPORT_REPORT "):])
-
-
 def test_every_megatron_core_module_that_imports_on_pytorch_imports_on_mindspore(testbed: Testbed):
-    ms = _import_report(testbed.ms_run(f"python {HERE / 'import_all.py'}"))
-    pt = _import_report(testbed.torch_run([str(HERE / "import_all.py")]))
-    assert set(ms["ok"]) | set(ms["failed"]) == set(pt["ok"]) | set(pt["failed"])
-    assert len(pt["ok"]) > 200
-    only_ms = {m: r for m, r in ms["failed"].items() if m not in pt["failed"]}
-    assert not only_ms, f"fail on MindSpore only: {json.dumps(only_ms, indent=1)}"
-    # what fails on both sides fails for a missing optional package (documented in docs/megatron_changes.md)
-    for module, reason in pt["failed"].items():
-        assert reason.startswith(("ModuleNotFoundError", "ImportError")), (module, reason)
+    testbed.check_megatron_imports()
 
 
 GRAD_TOL = 1e-4   # |g_ms - g_pt| / |g_pt| per parameter at step 1; measured <= 5e-7 (docs/megatron_changes.md)

@@ -17,6 +17,15 @@ from pathlib import Path
 
 from tools.corpora import REPO_ROOT, megatron_core
 
+IMPORT_ALL = Path(__file__).with_name("import_all.py")
+
+
+def _import_report(proc: subprocess.CompletedProcess) -> dict:
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("IMPORT_REPORT ")]
+    assert lines, f"no report:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1][len("IMPORT_REPORT "):])
+
+
 MINDNLP_SHA256 = "655279b19944bdcd3dc301bdae28d7e24a9e846de23e2422404702d6686cc850"
 
 
@@ -32,6 +41,21 @@ class Testbed:
         script = f"source {self.workspace / 'set_env.sh'} && {command}"
         return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout,
                               env=_clean_env(env), cwd=self.workspace)
+
+    def check_megatron_imports(self) -> tuple[dict, dict]:
+        """R1: every ``megatron.core`` module that imports on PyTorch imports here too (import_all.py
+        on both sides); what fails on both fails for a missing optional package. Returns both
+        reports (``{"ok": [...], "failed": {module: reason}}``), MindSpore's first."""
+        ms = _import_report(self.ms_run(f"python {IMPORT_ALL}"))
+        pt = _import_report(self.torch_run([str(IMPORT_ALL)]))
+        assert set(ms["ok"]) | set(ms["failed"]) == set(pt["ok"]) | set(pt["failed"])
+        assert len(pt["ok"]) > 200
+        only_ms = {m: r for m, r in ms["failed"].items() if m not in pt["failed"]}
+        assert not only_ms, f"fail on MindSpore only: {json.dumps(only_ms, indent=1)}"
+        # what fails on both sides fails for a missing optional package (docs/megatron_changes.md)
+        for module, reason in pt["failed"].items():
+            assert reason.startswith(("ModuleNotFoundError", "ImportError")), (module, reason)
+        return ms, pt
 
     def torch_run(self, args: list[str], timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
         full = _clean_env(env)
