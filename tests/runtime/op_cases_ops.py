@@ -654,6 +654,20 @@ def inplace(c: Recorder):
     c.aliasing("aliasing x.add_ through x.view(-1)", lambda b: b.view(-1), c.f(3, 4))
 
 
+@op("masked_fill_", "add_", "mul_", "copy_", "div_", "zero_")
+def inplace_gradients(c: Recorder):
+    """In-place ops on a non-leaf inside the differentiated function (Megatron: masked_fill_ on attention
+    scores, mul_/add_ on activations, copy_ into buffers): the gradient must flow through them."""
+    x, y, m = c.f(3, 4), c.f(3, 4), c.b(3, 4)
+    c.check("(x * 1).masked_fill_(m, 0.0)", lambda x, m: (x * 1).masked_fill_(m, 0.0), x, m)
+    c.check("(x * 1).add_(y)", lambda x, y: (x * 1).add_(y), x, y)
+    c.check("(x * 1).mul_(y)", lambda x, y: (x * 1).mul_(y), x, y)
+    c.check("(x * 1).div_(2.0)", lambda x: (x * 1).div_(2.0), x)
+    c.check("buf.copy_(x) into a fresh buffer", lambda x: torch.zeros(3, 4, dtype=x.dtype).copy_(x * 2), x)
+    c.check("(x * 1)[0] = 0 (setitem)", lambda x: _setitem(x * 1, 0, 0.0), x)
+    c.check("(x * 1).zero_() + y", lambda x, y: (x * 1).zero_() + y, x, y)
+
+
 def _idiv(x, v):
     x /= v
     return x
