@@ -26,8 +26,7 @@ import torch
 
 from mindtorch_compat_cases import ON_MINDTORCH, dtype_name, grads
 
-TOL = {"float64": 1e-6, "float32": 1e-5}
-# case name -> (the inventory entries it covers, float dtype, its function)
+# case name -> (the inventory entries it covers, float dtype, its function); tolerances: op_cases_compare.TOL
 CASES: dict[str, tuple[tuple[str, ...], str, Callable]] = {}
 
 

@@ -2,7 +2,8 @@
 test fails on an entry that is neither covered nor here, so a new op in the converted trees is seen.
 Keep reasons honest: "not a numeric op" is a reason; "not covered yet" says so, with its call count."""
 
-NOT_AN_OP = "not a numeric op: autograd/graph machinery, tested by docs/runtime_autograd.md's probe and test_megatron_runtime"
+NOT_AN_OP = ("not a numeric op: autograd/graph machinery, tested by docs/runtime_autograd.md's probe and "
+             "test_megatron_runtime")
 STORAGE = "storage/memory management (untyped storages, pinning, streams): no value to compare on the CPU"
 DEVICE = "device/RNG/serialisation state, not an op on tensor values"
 NOT_PYTORCH = "not a Tensor method at these call sites (the heuristic's false positive: {})"
@@ -32,7 +33,8 @@ EXCLUDED: dict[str, str] = {
     "as_strided": LATER.format(1), "torch.as_strided": LATER.format(1),
     "torch.frombuffer": LATER.format(9),
     "torch.nn.functional.grid_sample": LATER.format(1),
-    "torch.nn.init.uniform_": "random: " + LATER.format(1), "torch.nn.init.xavier_uniform_": "random: " + LATER.format(1),
+    "torch.nn.init.uniform_": "random: " + LATER.format(1),
+    "torch.nn.init.xavier_uniform_": "random: " + LATER.format(1),
 }
 
 
@@ -45,7 +47,8 @@ KEYWORDS_NOT_EXERCISED: dict[tuple[str, str], str] = {
     ("torch.randperm", "generator"): "random: the two frameworks' streams differ",
     ("split", "maxsplit"): NOT_PYTORCH.format("str.split"),
     ("sort", "key"): NOT_PYTORCH.format("list.sort"), ("sort", "reverse"): NOT_PYTORCH.format("list.sort"),
-    ("log", "barrier"): NOT_PYTORCH.format("a logger's log"), ("log", "normalizer"): NOT_PYTORCH.format("a logger's log"),
+    ("log", "barrier"): NOT_PYTORCH.format("a logger's log"),
+    ("log", "normalizer"): NOT_PYTORCH.format("a logger's log"),
     ("numpy", "force"): "numpy(force=True) only matters for tensors that need grad or live on a device",
     ("norm", "z"): NOT_PYTORCH.format("a helper's own norm(z=...)"),
     ("repeat", "axis"): NOT_PYTORCH.format("numpy.ndarray.repeat(axis=)"),

@@ -73,7 +73,8 @@ def test_every_inventory_entry_is_covered_or_excluded(pt):
 def test_the_call_sites_keywords_are_exercised(pt):
     """Each keyword the converted code passes to a covered op appears in one of its call patterns, or is
     listed with a reason."""
-    missing = [(name, kw, n) for name, kw, n in keywords_not_exercised(pt) if (name, kw) not in KEYWORDS_NOT_EXERCISED]
+    missing = [(name, kw, n) for name, kw, n in keywords_not_exercised(pt)
+               if (name, kw) not in KEYWORDS_NOT_EXERCISED]
     assert not missing, f"(entry, keyword, call sites) no case passes: {missing}"
     used = {(name, kw) for name, kw, _ in keywords_not_exercised(pt)}
     assert set(KEYWORDS_NOT_EXERCISED) <= used, f"listed but exercised or no longer used: {set(KEYWORDS_NOT_EXERCISED) - used}"
