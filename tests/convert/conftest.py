@@ -1,4 +1,4 @@
-"""Fixtures of the engine tests that need a target other than the installed one."""
+"""Fixtures of the engine tests: the default rules, and a target other than the installed one."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tools.convert.api import load_rules
 
 ACL_MODULE = '''"""Stands in for patches/mindtorch's mindtorch.npu.acl (absent from the PyPI release)."""
 
@@ -30,3 +32,9 @@ def patched_mindtorch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert not any(p.is_symlink() for p in (root / "mindtorch").rglob("*"))
     (root / "mindtorch" / "npu" / "acl.py").write_text(ACL_MODULE)
     return root
+
+
+@pytest.fixture
+def rules():
+    """The shipped default rules."""
+    return load_rules()

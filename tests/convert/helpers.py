@@ -11,6 +11,18 @@ from pathlib import Path
 
 from tools.corpora import REPO_ROOT
 
+GOOD = b"import torch\n\nx = torch.zeros(3)\n"              # a file the default rules change
+GOOD_OUT = b"import mindtorch as torch\n\nx = torch.zeros(3)\n"  # ... into this
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Write ``{relative path: bytes}`` under ``root`` and return ``root``."""
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 600,
         unprivileged: bool = False) -> subprocess.CompletedProcess:

@@ -15,27 +15,12 @@ from tools.convert.api import convert_tree, load_rules
 from tools.convert.walk import TMP_SUFFIX
 from tools.corpora import REPO_ROOT
 
-from .helpers import can_drop_file_powers, cli, read_csv, read_summary, snapshot
+from .helpers import GOOD, GOOD_OUT, can_drop_file_powers, cli, make_tree as _tree, read_csv, read_summary, snapshot
 
-GOOD = b"import torch\n\nx = torch.zeros(3)\n"
-GOOD_OUT = b"import mindtorch as torch\n\nx = torch.zeros(3)\n"
 FAST = ("-q", "--no-introspect", "-j", "1")
 
 needs_unprivileged = pytest.mark.skipif(not can_drop_file_powers(),
                                         reason="cannot run a child bound by file modes here")
-
-
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-@pytest.fixture
-def rules():
-    return load_rules()
 
 
 def _convert(root: Path, rules, **kw):

@@ -3,30 +3,14 @@ from __future__ import annotations
 
 import os
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from tools.convert.api import UsageError, convert_tree, load_rules
 from tools.convert.report import CHANGE_COLUMNS, UNSUPPORTED_COLUMNS
 
-from .helpers import cli, read_csv, read_summary, snapshot
+from .helpers import GOOD, GOOD_OUT, cli, make_tree as _tree, read_csv, read_summary, snapshot
 
-GOOD = b"import torch\n\nx = torch.zeros(3)\n"
-GOOD_OUT = b"import mindtorch as torch\n\nx = torch.zeros(3)\n"
-
-
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-@pytest.fixture
-def rules():
-    return load_rules()
 
 
 def test_bad_input_is_reported_and_the_rest_continues(tmp_path, rules):
