@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -254,3 +255,29 @@ def test_run_with_a_missing_script_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"[ms-debug] can't open file '{tmp_path / 'missing.py'}': no such file"]
     assert not (tmp_path / "dbg").exists()  # nothing registered for a program that never ran
+
+
+
+def test_sigterm_while_the_main_thread_holds_a_debugger_lock_still_ends_the_process(tmp_path: Path) -> None:
+    """A launcher's SIGTERM reaches the main thread wherever it is: here while it holds the lock the
+    clean-up needs (as it does inside a channel's send or a session's close). The process must
+    still clean up and die of the signal, not wait for itself forever."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "held.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, time
+        from tools.debug import session
+        session._install_signal_cleanup()
+        with session._live_lock:          # what close_all() takes first
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+        time.sleep(30)                    # the clean-up thread delivers the signal again meanwhile
+        print("survived")
+    """))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, proc.stdout, proc.stderr)
+    assert "survived" not in proc.stdout

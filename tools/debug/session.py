@@ -346,9 +346,28 @@ def close_all(reason: str = "process exiting") -> None:
 
 
 def _on_fatal_signal(signum: int, _frame) -> None:
-    close_all(f"process received signal {signum}")
+    """Tell attached clients why, remove our files, then die of the signal as without us.
+
+    The handler runs in the main thread wherever it was: possibly inside a send that holds a
+    channel's lock, or inside ``close()`` holding a session's. Doing the clean-up here deadlocked
+    there (the job hung instead of ending), so it runs on a thread of its own, which then delivers
+    the signal again with its default action. The handler waits for it, so the program does not go
+    on meanwhile; only when the clean-up needs a lock this thread holds does the wait end (after
+    ``_FATAL_WAIT`` s) and the program runs until that lock is let go."""
     signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+
+    def finish() -> None:
+        try:
+            close_all(f"process received signal {signum}")
+        finally:
+            os.kill(os.getpid(), signum)
+
+    cleanup = threading.Thread(target=finish, name="ms-debug-fatal-signal", daemon=True)
+    cleanup.start()
+    cleanup.join(_FATAL_WAIT)
+
+
+_FATAL_WAIT = 2.0
 
 
 def _install_signal_cleanup() -> None:
