@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import atexit
 import faulthandler
-import json
 import os
 import signal
 import sys
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from tools.debug.rank import detect_rank
 from tools.debug.registry import (
     RANKS,
     REPO_ROOT,
+    JobFileRecord,
     ensure_private_dir,
     host_tag,
     job_dir_for_server,
@@ -60,7 +60,7 @@ from tools.debug.settings import (
 
 
 @dataclass
-class AgentRecord:
+class AgentRecord(JobFileRecord):
     """A registered rank process, as ``stacks`` and ``break`` find it."""
 
     job: str
@@ -84,19 +84,6 @@ class AgentRecord:
 
     def path(self, suffix: str) -> Path:
         return Path(self.job_dir) / RANKS / f"{self.stem}{suffix}"
-
-    def to_json(self) -> bytes:
-        data = asdict(self)
-        data.pop("job_dir")
-        return json.dumps(data, indent=1).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, job_dir: Path) -> "AgentRecord":
-        raw: dict[str, Any] = json.loads(data)
-        known = {f.name for f in fields(cls)}
-        record = cls(**{k: v for k, v in raw.items() if k in known and k != "job_dir"})
-        record.job_dir = str(job_dir)
-        return record
 
 
 class _Agent:

@@ -26,7 +26,7 @@ import stat
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 from tools.debug.settings import ENV_DIR, ENV_JOB, ENV_SECRET, hostname
 
@@ -262,8 +262,28 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+class JobFileRecord:
+    """A dataclass kept as a JSON file in a job folder. ``job_dir`` (a field of each subclass) says
+    where it was read from and is never written; fields a newer writer added are ignored."""
+
+    job_dir: str
+
+    def to_json(self) -> bytes:
+        data = asdict(self)  # type: ignore[call-overload]
+        data.pop("job_dir")
+        return json.dumps(data, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, job_dir: Path) -> Self:
+        raw: dict[str, Any] = json.loads(data)
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        record = cls(**{k: v for k, v in raw.items() if k in known and k != "job_dir"})
+        record.job_dir = str(job_dir)
+        return record
+
+
 @dataclass
-class SessionRecord:
+class SessionRecord(JobFileRecord):
     """What ``list`` shows about one breakpoint, and what ``attach`` needs to reach it."""
 
     job: str
@@ -288,19 +308,6 @@ class SessionRecord:
     python: str = ""  # sys.executable and the checkout of tools.debug: what a remote command runs
     root: str = ""
     job_dir: str = ""  # filled in when read back, never written
-
-    def to_json(self) -> bytes:
-        data = asdict(self)
-        data.pop("job_dir")
-        return json.dumps(data, indent=1).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, job_dir: Path) -> "SessionRecord":
-        raw: dict[str, Any] = json.loads(data)
-        known = {f.name for f in fields(cls)}
-        record = cls(**{k: v for k, v in raw.items() if k in known and k != "job_dir"})
-        record.job_dir = str(job_dir)
-        return record
 
     @property
     def socket_path(self) -> Path | None:
