@@ -30,7 +30,7 @@ import socket
 import time
 from pathlib import Path
 
-from tools.debug.registry import BARRIER, ensure_private_dir, pid_alive, write_private_file
+from tools.debug.registry import BARRIER, ensure_private_dir, pid_alive, proc_stat, write_private_file
 from tools.debug.settings import log
 
 STALE_SLACK = 5.0  # seconds: ranks of one job are started by one launcher within this window
@@ -41,8 +41,10 @@ def process_start_time(pid: int | str = "self") -> float:
     unambiguously (pids are recycled). For this process, the import time of this module where
     /proc is missing; for another, 0.0."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
+        stat = proc_stat(pid)
+        if stat is None:
+            raise OSError(f"/proc/{pid}/stat")
+        ticks = int(stat[1][19])
         with open("/proc/stat", "rb") as handle:
             boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
         return boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -84,18 +84,29 @@ def derive_job_id(env: Mapping[str, str] | None = None) -> str:
     return f"pg-{os.getpgid(0)}"
 
 
+def proc_stat(pid: int | str) -> tuple[str, list[bytes]] | None:
+    """Linux ``/proc/<pid>/stat``: the command name and the fields after it (``[0]`` the state,
+    ``[1]`` the parent pid, ``[19]`` the start time in clock ticks), or None where it cannot be read.
+    The name is in parentheses and may itself hold spaces and parentheses, so it is cut at the last
+    closing one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            head, _, tail = handle.read().rpartition(b")")
+    except OSError:
+        return None
+    return head.partition(b"(")[2].decode(errors="replace"), tail.split()
+
+
 def _ancestor_named(name: str, depth: int = 16) -> int | None:
     """Linux: pid of the nearest ancestor process whose command name is ``name``."""
     pid = os.getppid()
     for _ in range(depth):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                head, _, tail = handle.read().rpartition(b")")
-        except OSError:
+        stat = proc_stat(pid)
+        if stat is None:
             return None
-        if head.partition(b"(")[2].decode(errors="replace") == name[:15]:  # comm is cut at 15 characters
+        if stat[0] == name[:15]:  # comm is cut at 15 characters
             return pid
-        pid = int(tail.split()[1])
+        pid = int(stat[1][1])
         if pid <= 1:
             return None
     return None
@@ -254,12 +265,10 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
+    stat = proc_stat(pid)
+    if stat is None or not stat[1]:
         return True
+    return stat[1][0] not in (b"Z", b"X")
 
 
 class JobFileRecord:
