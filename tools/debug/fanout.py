@@ -21,10 +21,15 @@ from tools.debug.settings import hostname, log
 EVAL_TIMEOUT = 30.0  # seconds one rank gets to evaluate an expression
 
 
+def _row(record: SessionRecord) -> dict[str, Any]:
+    """The columns of one session's result row, before its answer."""
+    return {"job": record.job, "rank": record.rank, "host": record.host, "pid": record.pid,
+            "where": f"{record.file}:{record.line}", "function": record.function,
+            "stopped": record.exception or record.kind}
+
+
 def _ask(record: SessionRecord, request: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"job": record.job, "rank": record.rank, "host": record.host, "pid": record.pid,
-                           "where": f"{record.file}:{record.line}", "function": record.function,
-                           "stopped": record.exception or record.kind}
+    row = _row(record)
     if record.state != "waiting":
         return {**row, "ok": False, "error": "attached by a client; not asked"}
     secret, why = session_secret(record)
@@ -46,8 +51,7 @@ def _remote(host: str, records: list[SessionRecord], args: list[str]) -> list[di
     rows, missing = remote_json(host, [*args, "--job", first.job, "--ranks", ranks], first.python, first.root,
                                 Path(first.job_dir).parent, f"rank(s) {ranks}")
     answered = {row.get("pid") for row in rows}
-    rows += [{"job": r.job, "rank": r.rank, "host": host, "pid": r.pid, "where": f"{r.file}:{r.line}", "ok": False,
-              "error": missing} for r in records if r.pid not in answered]
+    rows += [{**_row(r), "ok": False, "error": missing} for r in records if r.pid not in answered]
     return rows
 
 
