@@ -14,7 +14,7 @@ from typing import Callable
 
 from .model import ApiRule
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+LINE_END = re.compile(rb"\r\n|\r|\n")
 PRIORITY = {"scoped": 3, "transform": 2, "api": 1, "import": 1}
 
 
@@ -48,7 +48,7 @@ class LineIndex:
     def __init__(self, src: bytes) -> None:
         starts = [0]
         if b"\r" in src:   # Python ends a line at \r\n, \n and a lone \r (old Mac files) alike
-            starts.extend(m.end() for m in _LINE_END.finditer(src))
+            starts.extend(m.end() for m in LINE_END.finditer(src))
         else:
             find = src.find
             pos = find(b"\n")

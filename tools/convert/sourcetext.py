@@ -18,6 +18,8 @@ import sys
 import tokenize
 from dataclasses import dataclass
 
+from .edits import LINE_END, LineIndex
+
 
 class SourceError(Exception):
     """The file cannot be read as Python source text; the message says why and what to do."""
@@ -48,12 +50,7 @@ class SourceText:
                               "or save the file as UTF-8") from None
 
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 _COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")   # PEP 263
-
-
-def _line_of(data: bytes, offset: int) -> int:
-    return len(_LINE_END.findall(data, 0, offset)) + 1
 
 
 def decode(data: bytes) -> SourceText:
@@ -65,7 +62,7 @@ def decode(data: bytes) -> SourceText:
     """
     # Python ends a line at \r too (tokenize.detect_encoding does not): look at the first two lines
     # as the interpreter sees them
-    first_lines = iter([line + b"\n" for line in _LINE_END.split(data, 2)[:2]])
+    first_lines = iter([line + b"\n" for line in LINE_END.split(data, 2)[:2]])
     try:
         encoding, cookie_lines = tokenize.detect_encoding(lambda: next(first_lines, b""))
     except SyntaxError as exc:   # unknown codec, a cookie that contradicts the BOM, bad first lines
@@ -78,7 +75,7 @@ def decode(data: bytes) -> SourceText:
     try:
         text = body.decode(codec)
     except UnicodeDecodeError as exc:
-        line = _line_of(data, exc.start + len(bom))
+        line = LineIndex(data).line_of(exc.start + len(bom))
         bad = body[exc.start:exc.end][:4].hex(" ")
         if declared:
             raise SourceError(f"cannot decode line {line} as {codec}, the encoding its coding cookie declares "
