@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.workspace.conftest import Result, script_env
+from tools.workspace.manifest import GitSource, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "MS_CONVERT_MIRROR"
@@ -26,9 +26,8 @@ MANIFEST = REPO_ROOT / "workspaces" / "llm.yaml"
 
 
 def git_pins(manifest: Path = MANIFEST) -> dict[str, str]:
-    """{repository: pinned commit} of the manifest's git repositories."""
-    repos = yaml.safe_load(manifest.read_text())["repos"]
-    return {r["name"]: r["source"]["commit"] for r in repos if r["source"]["kind"] == "git"}
+    """{repository: pinned commit} of the manifest's git repositories (read by the driver's loader)."""
+    return {r.name: r.source.commit for r in load_manifest(manifest).repos if isinstance(r.source, GitSource)}
 
 
 def find_mirror(environ: dict[str, str] | os._Environ = os.environ, checkout: Path = REPO_ROOT) -> Path:
