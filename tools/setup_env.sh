@@ -22,7 +22,7 @@ if [ "${1:-}" = "--reference" ]; then
     what="the PyTorch reference environment"
 else
     venv="${MS_CONVERT_VENV:-$repo/.venv}"
-    want="$(cat "$repo/requirements.txt" "$repo/requirements-runtime.txt" | sha256sum | cut -c1-16)-$MINDNLP_PIN"
+    want="$(cat "$repo/requirements.txt" "$repo/requirements-runtime.txt" "$repo"/patches/mindtorch/*.patch | sha256sum | cut -c1-16)-$MINDNLP_PIN"
     what="the Python environment"
 fi
 stamp="$venv/.ms-installed"
@@ -61,6 +61,19 @@ check_helpers_build() {
     fi
     rm -rf -- "$probe"
 }
+# git apply outside any repository (cwd /), paths rooted at site-packages: the venv may sit inside
+# this checkout, where git would read the patch's paths relative to the checkout instead.
+apply_mindtorch_patches() {
+    local site patch
+    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    for patch in "$repo"/patches/mindtorch/*.patch; do
+        if ! (cd / && GIT_CEILING_DIRECTORIES=/ git apply --unsafe-paths --whitespace=nowarn \
+                --directory="${site#/}" "$patch"); then
+            echo "tools/setup_env.sh: $patch does not apply to mindtorch from $MINDNLP_PIN in $site: fix the patch (patches/README.md) and run this again" >&2
+            return 1
+        fi
+    done
+}
 if [ "${1:-}" = "--check-build" ]; then
     if [ ! -x "$venv/bin/python" ]; then
         echo "tools/setup_env.sh: no environment at $venv: run bash tools/setup_env.sh first" >&2
@@ -83,7 +96,11 @@ fi
         "$venv/bin/python" -c "import torch"
     else
         "${pip[@]}" -r "$repo/requirements.txt" -r "$repo/requirements-runtime.txt"
-        "${pip[@]}" --no-deps "$MINDNLP_PIN"
+        # mindtorch as a workspace has it: mindnlp's, fresh, with the project's patch series (the
+        # pinned MindSpore needs patch 0010 to import it at all). Tools that check rules against
+        # "the installed mindtorch" and tests that import it then see the workspaces' runtime.
+        "${pip[@]}" --no-deps --force-reinstall "$MINDNLP_PIN"
+        apply_mindtorch_patches
         "$venv/bin/python" -c "import mindtorch"
         check_helpers_build
     fi
