@@ -61,18 +61,32 @@ check_helpers_build() {
     fi
     rm -rf -- "$probe"
 }
-# git apply outside any repository (cwd /), paths rooted at site-packages: the venv may sit inside
-# this checkout, where git would read the patch's paths relative to the checkout instead.
+# The venv's mindtorch becomes mindnlp's with the project's series applied: patched in a staging
+# folder beside it (git apply outside any repository, cwd /, since the venv may sit inside this
+# checkout, where git would read the patch's paths relative to the checkout), then swapped in, so an
+# interrupted or failed run leaves the previous mindtorch in place (files a patch added never
+# survive into the next series, as they would with an in-place reinstall).
 apply_mindtorch_patches() {
-    local site patch
+    local site stage patch
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    stage="$(mktemp -d "$site/.mindtorch-stage.XXXXXX")"
+    if ! "${pip[@]}" --no-deps --no-compile --target "$stage" "$MINDNLP_PIN" >/dev/null; then
+        rm -rf -- "$stage"
+        echo "tools/setup_env.sh: cannot download $MINDNLP_PIN (mindtorch) into $stage: check the network or pip's index and run this again" >&2
+        return 1
+    fi
     for patch in "$repo"/patches/mindtorch/*.patch; do
         if ! (cd / && GIT_CEILING_DIRECTORIES=/ git apply --unsafe-paths --whitespace=nowarn \
-                --directory="${site#/}" "$patch"); then
-            echo "tools/setup_env.sh: $patch does not apply to mindtorch from $MINDNLP_PIN in $site: fix the patch (patches/README.md) and run this again" >&2
+                --directory="${stage#/}" "$patch"); then
+            rm -rf -- "$stage"
+            echo "tools/setup_env.sh: $patch does not apply to mindtorch from $MINDNLP_PIN: fix the patch (patches/README.md) and run this again" >&2
             return 1
         fi
     done
+    rm -rf -- "$site/mindtorch.previous"
+    if [ -d "$site/mindtorch" ]; then mv -- "$site/mindtorch" "$site/mindtorch.previous"; fi
+    mv -- "$stage/mindtorch" "$site/mindtorch"
+    rm -rf -- "$site/mindtorch.previous" "$stage"
 }
 if [ "${1:-}" = "--check-build" ]; then
     if [ ! -x "$venv/bin/python" ]; then
@@ -99,7 +113,7 @@ fi
         # mindtorch as a workspace has it: mindnlp's, fresh, with the project's patch series (the
         # pinned MindSpore needs patch 0010 to import it at all). Tools that check rules against
         # "the installed mindtorch" and tests that import it then see the workspaces' runtime.
-        "${pip[@]}" --no-deps --force-reinstall "$MINDNLP_PIN"
+        "${pip[@]}" --no-deps "$MINDNLP_PIN"
         apply_mindtorch_patches
         "$venv/bin/python" -c "import mindtorch"
         check_helpers_build
