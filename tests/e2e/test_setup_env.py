@@ -59,3 +59,63 @@ def test_check_build_without_an_environment_says_to_set_it_up_first(tmp_path):
     proc = check_build(tmp_path / "none")
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"tools/setup_env.sh: no environment at {tmp_path / 'none'}: run bash tools/setup_env.sh first"
+
+
+def _project_copy(root: Path) -> Path:
+    """The parts of this checkout setup_env.sh reads (itself, the requirements, mindtorch's series)."""
+    repo = root / "repo"
+    (repo / "tools").mkdir(parents=True)
+    (repo / "patches" / "mindtorch").mkdir(parents=True)
+    (repo / "tools" / "setup_env.sh").write_bytes((REPO_ROOT / "tools" / "setup_env.sh").read_bytes())
+    for name in ("requirements.txt", "requirements-runtime.txt"):
+        (repo / name).write_bytes((REPO_ROOT / name).read_bytes())
+    for patch in sorted((REPO_ROOT / "patches" / "mindtorch").glob("*.patch")):
+        (repo / "patches" / "mindtorch" / patch.name).write_bytes(patch.read_bytes())
+    return repo
+
+
+def _venv_over_the_project_one(root: Path) -> tuple[Path, Path]:
+    """A new venv that sees this environment's packages through a .pth file, so that pip finds every
+    requirement satisfied and setup_env.sh's own work (the venv's mindtorch, patched) is what runs."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "project-env.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    return venv, site
+
+
+def _setup(repo: Path, venv: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MS_CONVERT_")}
+    env.update(MS_CONVERT_VENV=str(venv))
+    return subprocess.run(["bash", str(repo / "tools" / "setup_env.sh")], env=env, capture_output=True, text=True,
+                          timeout=900, stdin=subprocess.DEVNULL)
+
+
+def test_the_venvs_mindtorch_gets_the_series_and_a_patch_that_does_not_apply_changes_nothing(tmp_path):
+    repo = _project_copy(tmp_path)
+    venv, site = _venv_over_the_project_one(tmp_path)
+    broken = repo / "patches" / "mindtorch" / "0999-broken.patch"
+    broken.write_text("--- a/mindtorch/__init__.py\n+++ b/mindtorch/__init__.py\n@@ -1,1 +1,1 @@\n-no such line\n+x\n")
+
+    failed = _setup(repo, venv)
+    assert failed.returncode == 1
+    assert (f"tools/setup_env.sh: {broken} does not apply to mindtorch from mindnlp==0.5.1: fix the patch "
+            "(patches/README.md) and run this again") in failed.stderr.splitlines()
+    assert not (site / "mindtorch").exists()
+    assert not list(site.glob(".mindtorch-stage*"))          # the staging folder is removed
+
+    broken.unlink()
+    done = _setup(repo, venv)
+    assert done.returncode == 0, done.stderr
+    generator = (site / "mindtorch" / "_C" / "__init__.py").read_text()
+    assert "GeneratorOp(self._seed, self._offset)" in generator   # patch 0010, which 2.10 needs to import it
+
+    # The series changes (as a patch is edited): the next run redoes it from mindnlp's mindtorch.
+    # Reinstalling in place once kept the files a patch had added (0002 adds one), and the series
+    # then failed with "already exists in working directory".
+    first = sorted((repo / "patches" / "mindtorch").glob("*.patch"))[0]
+    first.write_bytes(b"An edited header.\n\n" + first.read_bytes())
+    again = _setup(repo, venv)
+    assert again.returncode == 0, again.stderr
+    assert not list(site.glob(".mindtorch-stage*")) and not (site / "mindtorch.previous").exists()
