@@ -173,6 +173,12 @@ def main(out_dir: Path) -> None:
         dist.all_to_all_single(out, torch.arange(size, dtype=torch.int64) + 10 * r, group=g)
         record(f"{kind}_all_to_all_single", out)
         dist.barrier(group=g)
+    # a group only its members create (non-members do not call new_group at all)
+    ends = [0, n - 1]
+    if r in ends:
+        g = dist.new_group(ends, use_local_synchronization=True)
+        t = ints(r); dist.all_reduce(t, group=g)
+        record("local_synchronization_group", [dist.get_rank(g), dist.get_process_group_ranks(g), t.tolist()])
     lone = dist.new_group([n - 1])          # a group most ranks are not in
     record("non_member_rank", [dist.get_rank(lone), lone == dist.GroupMember.NON_GROUP_MEMBER])
     if r == n - 1:
