@@ -622,6 +622,28 @@ def compare(c: Recorder):
     c.inplace("a.bitwise_not_()", lambda a: a.bitwise_not_(), a)
 
 
+def _router_aux_loss(logits):
+    """Megatron's topk_softmax_with_capacity + switch_load_balancing_loss_func, reduced to the ops: the
+    routing map is a bool tensor of the graph, used by .sum(dim=0) (tokens per expert) and as a mask."""
+    probs, top_indices = torch.topk(logits, k=2, dim=1)
+    gates = torch.zeros_like(logits).scatter(1, top_indices, probs)
+    topk_map = torch.zeros_like(logits).int().scatter(1, top_indices, 1).bool()
+    tokens_per_expert = topk_map.sum(dim=0)
+    aux_loss = torch.sum(torch.softmax(logits, dim=-1).sum(dim=0) * tokens_per_expert)
+    return (gates * topk_map).sum() + aux_loss
+
+
+@op("torch.topk", "scatter", "bool")
+def bool_in_graph(c: Recorder):
+    """A bool tensor computed from a differentiable one and used twice: its (never needed) gradients
+    were added as Bool on mindtorch (issue 10: --moe-router-load-balancing-type aux_loss failed with
+    'For primitive[Add] ... but got Tensor[Bool]')."""
+    x = c.f(6, 4)
+    c.check("m = x > 0 used twice: (x * m).sum() + (x.sum(0) * m.sum(0)).sum()",
+            lambda x: (lambda m: (x * m).sum() + (x.sum(0) * m.sum(0)).sum())(x > 0), x)
+    c.check("router aux loss: topk map .bool() by .sum(dim=0) and as a mask", _router_aux_loss, x)
+
+
 # --- in place -----------------------------------------------------------------------------------------
 
 @op("add_", "sub_", "mul_", "div_", "copy_", "zero_", "fill_", "abs_", "floor_", "requires_grad_")
