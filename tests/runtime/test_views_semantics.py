@@ -67,6 +67,8 @@ def test_the_comparisons_are_not_trivial(pt):
     assert clipped[1] != [-2.0, -1.0, 0.0, 1.0]
     buffer = _case(pt, "_ParamAndGradBuffer main_grad views, grad_data.zero_()")
     assert any(buffer["grad_data after accumulate 0"]) and not np.any(buffer["main_grads after zero_ 1"][0])
-    assert _case(pt, "loss.detach() then loss /= n [in the graph]")["reported"] != 35.0
-    grad_w = np.asarray(_case(pt, "x[0] = 0.0 on a non-leaf, gradients")["grad_w"])
-    assert not grad_w[0].any() and np.abs(grad_w[1]).min() > 0
+    assert _case(pt, "loss.detach() then loss /= n [in the graph]")["backward"]["reported after"] != 35.0
+    grad_w = np.asarray(_case(pt, "x[0] = 0.0 on a non-leaf, gradients")["backward"]["grads"][0])
+    assert not grad_w[0].any() and not grad_w[2, 1:3].any() and np.abs(grad_w[1]).min() > 0
+    original_self = _case(pt, "in-place ops whose gradient reads the original self, gradients")["backward"]
+    assert np.abs(original_self["grads"][1]).min() > 0

@@ -92,6 +92,24 @@ for _view in VIEWS:
             case(f"{_view}|{_write}|{_direction}")(_view_write(_view, _write, _direction))
 
 
+def _differentiate(f, arrays, seen=None):
+    """f(*parameters)'s value and gradients, by backward() (PyTorch's way; on mindtorch MindSpore 2.10's
+    engine, patch 0011) and by the shared grads() helper (on mindtorch value_and_grad, on PyTorch
+    backward() again); with what f put in `seen` during each."""
+    out = {}
+    for how in ("backward", "grads()"):
+        params = [torch.nn.Parameter(torch.tensor(a)) for a in arrays]
+        if how == "backward":
+            value = f(*params)
+            value.backward()
+            result = {"loss": float(value), "grads": [values(p.grad) for p in params]}
+        else:
+            value, gs = grads(f, params)
+            result = {"loss": value, "grads": gs}
+        out[how] = {**result, **(dict(seen) if seen is not None else {})}
+    return out
+
+
 # --- Megatron-core's patterns ----------------------------------------------------------------------
 
 def _params():
@@ -141,8 +159,10 @@ def loss_detach_graph():
         loss /= 4
         seen["reported after"] = float(seen["reported"])
         return loss
-    value, (g,) = grads(f, [torch.nn.Parameter(torch.tensor(np.arange(6, dtype=np.float32)))])
-    return {"loss": value, "grad": g, "reported": seen["reported after"]}
+    out = _differentiate(f, [np.arange(6, dtype=np.float32)], seen)
+    for result in out.values():
+        del result["reported"]   # the tensor itself; its value after the division is "reported after"
+    return out
 
 
 @case("_ParamAndGradBuffer main_grad views, grad_data.zero_()")
@@ -198,8 +218,7 @@ def inplace_after_detach():
         d.add_(1.0)
         seen["y"] = values(y)
         return (y * ct).sum()
-    value, (g,) = grads(f, [torch.nn.Parameter(torch.tensor(np.arange(6, dtype=np.float32).reshape(2, 3)))])
-    return {"loss": value, "grad": g, "y": seen["y"]}
+    return _differentiate(f, [np.arange(6, dtype=np.float32).reshape(2, 3)], seen)
 
 
 @case("x[0] = 0.0 on a non-leaf, gradients")
@@ -211,9 +230,7 @@ def setitem_non_leaf():
         y[0] = 0.0
         y[2, 1:3] = u * 3.0
         return (y * y * ct).sum()
-    value, (gw, gu) = grads(f, [torch.nn.Parameter(torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4))),
-                                torch.nn.Parameter(torch.tensor(np.array([1.5, -2.0], np.float32)))])
-    return {"loss": value, "grad_w": gw, "grad_u": gu}
+    return _differentiate(f, [np.arange(12, dtype=np.float32).reshape(3, 4), np.array([1.5, -2.0], np.float32)])
 
 
 @case("mul_ on a non-leaf, gradients")
@@ -225,8 +242,38 @@ def mul_non_leaf():
         y.mul_(3.0)
         y.masked_fill_(ct > 1.5, 0.0)
         return (y * y * ct).sum()
-    value, (g,) = grads(f, [torch.nn.Parameter(torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4)))])
-    return {"loss": value, "grad": g}
+    return _differentiate(f, [np.arange(12, dtype=np.float32).reshape(3, 4)])
+
+
+@case("in-place ops whose gradient reads the original self, gradients")
+def inplace_original_self():
+    """z.mul_(y) with y requiring grad (y's gradient is ct * the z before the write) and z.sin_()
+    (its gradient reads the z before the write): torch saves the original self; so must mindtorch,
+    whose write goes into z's memory."""
+    ct = torch.tensor(np.array([1.0, -1.0, 2.0], np.float32))
+
+    def f(x, y):
+        z = x * 1.0
+        z.mul_(y)
+        z.sin_()
+        return (z * ct).sum()
+    return _differentiate(f, [np.array([1.0, 2.0, 3.0], np.float32), np.array([0.4, 0.5, -0.6], np.float32)])
+
+
+@case("masked_fill_ through a view of a non-leaf, gradients")
+def masked_fill_view_non_leaf():
+    """Megatron's attention: the scores are a view of baddbmm's output (into an uninitialised buffer,
+    beta=0), masked in place (attention_mask_func), then softmaxed."""
+    rng = np.random.default_rng(5)
+    k = torch.tensor(rng.standard_normal((2, 4, 4)).astype(np.float32))
+    ct = torch.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32))
+    mask = torch.tensor(np.triu(np.ones((3, 4), bool), 1))
+
+    def f(q):
+        scores = torch.baddbmm(torch.empty(6, 4).view(2, 3, 4), q, k, beta=0.0, alpha=0.5).view(2, 3, 4)
+        scores.masked_fill_(mask, -10000.0)
+        return (torch.softmax(scores, dim=-1) * ct).sum()
+    return _differentiate(f, [rng.standard_normal((2, 3, 4)).astype(np.float32)])
 
 
 @case("in-place through a view of a non-leaf, gradients")
@@ -237,8 +284,7 @@ def view_inplace_non_leaf():
         y = w * 2.0
         y[1].mul_(3.0)
         return (y * y * ct).sum()
-    value, (g,) = grads(f, [torch.nn.Parameter(torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4)))])
-    return {"loss": value, "grad": g}
+    return _differentiate(f, [np.arange(12, dtype=np.float32).reshape(3, 4)])
 
 
 @case("cross_entropy gradient through grad_2d (MEG006's upstream body)")
