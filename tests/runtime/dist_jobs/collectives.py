@@ -67,6 +67,8 @@ def main(out_dir: Path) -> None:
     t = irregular(r).to(torch.float64); dist.all_reduce(t, op=dist.ReduceOp.MAX); record("all_reduce_max_float64", t)
     t = ints(r).reshape(2, 3); work = dist.all_reduce(t, async_op=True); work.wait()
     record("all_reduce_async", t)
+    t = ints(r); dist.group.WORLD.allreduce([t]).wait()        # the ProcessGroup method, no options
+    record("process_group_allreduce_without_options", t)
 
     # gathers
     out = [torch.zeros(6, dtype=torch.int64) for _ in range(n)]
