@@ -248,6 +248,27 @@ def attention_retain_graph_twice(dtype):
     return {"loss": val(loss), "first": first, "second": [val(x.grad), val(w.grad)]}
 
 
+@case()
+def inplace_on_a_view_of_a_non_leaf(dtype):
+    """Megatron's attention: scores = baddbmm(...).view(b, heads, s, s), masked in place through that view
+    (attention_mask_func's masked_fill_), softmax, bmm; the gradient must flow through the in-place write
+    into the view's base"""
+    x = t(arr(58, 4, 6, 3), dtype, True)
+    mask = torch.tensor(np.triu(np.ones((6, 6), dtype=bool), 1))
+    ct = t(arr(59, 4, 6, 3), dtype)
+    seen = {}
+    for where in ("on the tensor", "through a view"):
+        x.grad = None
+        scores = torch.bmm(x, x.transpose(1, 2)) * 0.5
+        if where == "on the tensor":
+            scores.masked_fill_(mask, -10000.0)
+        else:
+            scores.view(2, 2, 6, 6).masked_fill_(mask, -10000.0)
+        (torch.bmm(torch.softmax(scores, -1), x) * ct).sum().backward()
+        seen[where] = {"grad": val(x.grad), "scores": val(scores)}
+    return seen
+
+
 # --- hooks ----------------------------------------------------------------------------------------
 
 @case()
