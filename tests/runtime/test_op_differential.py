@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from op_cases_compare import (coverage, differences, explained, keywords_not_exercised, load_known,
-                              markdown_table, read_report, stale)
+from op_cases_compare import (TOL, _mismatches, coverage, differences, explained, keywords_not_exercised,
+                              load_known, markdown_table, read_report, stale)
 from op_cases_excluded import EXCLUDED, KEYWORDS_NOT_EXERCISED
 from testbed import Testbed
 
@@ -103,6 +103,19 @@ def test_known_differences_name_real_labels(pt):
     for e in load_known():
         assert e["label"] in pt["cases"].get(e["case"], {}).get("labels", {}), e
         assert e["kind"] in {"bug", "missing", "aliasing", "precision", "intended"}, e
+
+
+@needs_workspace
+def test_megatron_aux_loss_router_differentiates_as_on_pytorch(testbed: Testbed):
+    """Issue 10's aux-loss failure on upstream's own router functions (op_cases_backward.py): the loss
+    and the logits' gradient with .backward() and with value_and_grad equal PyTorch's (float32, 1e-5)."""
+    ms = read_report(testbed.ms_run(f"python {HERE / 'op_cases_backward.py'} mindtorch", timeout=600).stdout,
+                     "OPDIFF_BACKWARD")
+    pt = read_report(testbed.torch_run([str(HERE / "op_cases_backward.py"), "pytorch"], timeout=600).stdout,
+                     "OPDIFF_BACKWARD")
+    assert "error" not in pt["backward"], pt
+    for way in ("backward", "value_and_grad"):
+        assert not _mismatches(ms[way], pt["backward"], TOL["float32"]), (way, ms[way])
 
 
 def test_known_differences_are_in_the_doc():
