@@ -131,6 +131,24 @@ def test_all_reduce_into_a_view_reaches_its_buffer(collective_runs):
     assert [r[VIEW_CASE] for r in ms] == [r[VIEW_CASE] for r in pt]
 
 
+def test_one_process_object_collectives_and_destroy(patched_mindtorch, tmp_path):
+    """One process, no launcher: all_gather_object, broadcast_object_list and destroy_process_group
+    (the local group lacked _device_types and name(), so the first two and destroy raised)."""
+    script = JOBS / "one_process.py"
+    env = _ms_env(patched_mindtorch)
+    ms = subprocess.run([str(MS_PYTHON), str(script)], capture_output=True, text=True, timeout=120, env=env,
+                        cwd=tmp_path)
+    pt = subprocess.run([str(_testbed.reference_python()), str(script)], capture_output=True, text=True,
+                        timeout=120, cwd=tmp_path, env=_testbed._clean_env(
+                            {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _testbed.free_port()}))
+
+    def result(proc):
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        assert lines, proc.stderr[-3000:]
+        return json.loads(lines[-1][len("RESULT "):])
+    assert result(ms) == result(pt)
+
+
 def test_a_rank_that_raises_stops_the_others(patched_mindtorch):
     start = time.monotonic()
     proc = run_mindtorch(patched_mindtorch, 2, JOBS / "failing_rank.py", "raise", timeout=180)
