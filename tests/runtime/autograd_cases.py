@@ -389,6 +389,44 @@ def custom_function_modifying_its_input(dtype):
     return {"out": val(out), "x.grad": val(x.grad), "the input after forward": val(logits)}
 
 
+class Recompute(torch.autograd.Function):
+    """activation checkpointing as Megatron's CheckpointFunction does it: forward without a graph,
+    backward recomputes with one and runs a nested (reentrant) backward through it"""
+
+    @staticmethod
+    def forward(ctx, fn, x, w):
+        ctx.fn = fn
+        ctx.save_for_backward(x, w)
+        with torch.no_grad():
+            return fn(x, w)
+
+    @staticmethod
+    def backward(ctx, g):
+        Recompute.valid.append(torch.autograd._is_checkpoint_valid())
+        x, w = ctx.saved_tensors
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = ctx.fn(x, w)
+        torch.autograd.backward(out, g)
+        return None, x.grad, None
+
+
+@case()
+def reentrant_checkpoint(dtype):
+    Recompute.valid = []
+    x = t(arr(60, 3, 4), dtype, True)
+    w = torch.nn.Parameter(t(arr(61, 4, 4), dtype))
+    fn = lambda a, b: torch.relu(a @ b) * 2   # noqa: E731
+    y = Recompute.apply(fn, x * 1.0, w)
+    (y * y).sum().backward()
+    in_backward, Recompute.valid = Recompute.valid, []
+    (gx,) = torch.autograd.grad((Recompute.apply(fn, x * 1.0, w) ** 2).sum(), x)
+    return {"y": val(y), "x.grad": val(x.grad), "w.grad": val(w.grad), "autograd.grad": val(gx),
+            "_is_checkpoint_valid in backward()": in_backward,
+            "_is_checkpoint_valid in autograd.grad": Recompute.valid,
+            "_is_checkpoint_valid outside": torch.autograd._is_checkpoint_valid()}
+
+
 # --- grad modes, zero_grad ------------------------------------------------------------------------
 
 @case("float32")
