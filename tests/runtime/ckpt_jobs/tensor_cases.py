@@ -59,7 +59,8 @@ def weights() -> dict:
 def full() -> dict:
     state = weights()
     state.update({
-        "args": argparse.Namespace(params_dtype=torch.float32, lr=0.5, layers=[1, 2]),
+        # a set, as Megatron's args.noop_layers: pickled by dill's saver before patch 0014 had its own
+        "args": argparse.Namespace(params_dtype=torch.float32, lr=0.5, layers=[1, 2], noop_layers={3}),
         "random_rng_state": random.getstate(),
         "np_rng_state": np.random.get_state(),
         "torch_rng_state": torch.get_rng_state(),
@@ -99,6 +100,8 @@ def others(obj) -> object:
         return {str(k): others(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [others(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return {"set": sorted(others(v) for v in obj)}
     if isinstance(obj, torch.Tensor):
         return "<tensor>"
     if isinstance(obj, np.ndarray):
