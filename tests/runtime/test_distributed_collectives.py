@@ -37,6 +37,8 @@ MS_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 ORDER_DEPENDENT = {"all_reduce_sum_float_irregular"}
 # the case that needs in-place writes to reach the base of a view (patch 0012), tested on its own
 VIEW_CASE = "view_all_reduce_buffer"
+# a known difference, tested on its own (xfail): see test_all_reduce_keeps_the_autograd_graph
+AUTOGRAD_CASE = "autograd_through_all_reduce"
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +116,7 @@ def test_collectives_match_gloo(collective_runs, nproc):
     for rank, (ms_rank, pt_rank) in enumerate(zip(ms, pt)):
         assert ms_rank.keys() == pt_rank.keys(), f"rank {rank}: cases differ"
         assert len(ms_rank) >= 45
-        for case in sorted(ms_rank.keys() - {VIEW_CASE}):
+        for case in sorted(ms_rank.keys() - {VIEW_CASE, AUTOGRAD_CASE}):
             if case in ORDER_DEPENDENT and nproc > 2:
                 assert _close(ms_rank[case], pt_rank[case], 1e-6), (rank, case, ms_rank[case], pt_rank[case])
             else:
@@ -129,6 +131,15 @@ def test_all_reduce_into_a_view_reaches_its_buffer(collective_runs):
     storage) copy_ into a view left its base unchanged and this failed (measured on 0001-0010+0013)."""
     ms, pt = collective_runs(2)
     assert [r[VIEW_CASE] for r in ms] == [r[VIEW_CASE] for r in pt]
+
+
+@pytest.mark.xfail(strict=True, reason="mindtorch's in-place copy_ under no_grad drops requires_grad of a "
+                   "non-leaf (y = x * 2; with no_grad(): y.copy_(z) -> y.requires_grad False; torch keeps y's "
+                   "graph), so y.sum().backward() after all_reduce(y) raises 'element 0 of tensors does not "
+                   "require grad'; measured on patches 0001-0016, an in-place/autograd matter of 0011/0012")
+def test_all_reduce_keeps_the_autograd_graph(collective_runs):
+    ms, pt = collective_runs(2)
+    assert [r[AUTOGRAD_CASE] for r in ms] == [r[AUTOGRAD_CASE] for r in pt]
 
 
 def test_one_process_object_collectives_and_destroy(patched_mindtorch, tmp_path):

@@ -204,6 +204,16 @@ def main(out_dir: Path) -> None:
     dist.all_reduce(view)
     record("view_all_reduce_buffer", buf)
 
+    # a collective is invisible to autograd: a tensor that requires grad keeps its graph through it
+    x0 = torch.ones(3, requires_grad=True)
+    y = x0 * (r + 1)
+    dist.all_reduce(y)
+    try:
+        y.sum().backward()
+        record("autograd_through_all_reduce", [y.tolist(), x0.grad.tolist()])
+    except RuntimeError as exc:
+        record("autograd_through_all_reduce", f"{type(exc).__name__}: {exc}")
+
     (out_dir / f"rank{r}.json").write_text(json.dumps({"framework": import_name, "results": results}))
     dist.barrier()
     dist.destroy_process_group()
