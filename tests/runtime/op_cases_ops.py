@@ -25,8 +25,15 @@ def cat(c: Recorder):
     c.check("concat([a, b], dim=0)", lambda a, b: torch.concat([a, b], dim=0), a, b)
     c.check("concatenate([a, b], axis=0)", lambda a, b: torch.concatenate([a, b], axis=0), a, b)
     c.check("cat(int64)", lambda a, b: torch.cat([a, b], dim=0), c.i(0, 9, 2, 3), c.i(0, 9, 1, 3))
-    c.check("cat([a, b], dim=0, out=buf)", lambda a, b: torch.cat([a, b], dim=0, out=torch.empty(6, 3, dtype=a.dtype)),
+    c.check("cat([a, b], dim=0, out=buf)",
+            lambda a, b: _with_out(lambda buf: torch.cat([a, b], dim=0, out=buf), torch.empty(6, 3, dtype=a.dtype)),
             a, b, grad=False)
+
+
+def _with_out(call, *buffers):
+    """call(*buffers)'s result and the buffers after it: an out= must be written (and returned), not only
+    the result right."""
+    return [call(*buffers), *buffers]
 
 
 @op("torch.stack")
@@ -346,8 +353,8 @@ def arithmetic(c: Recorder):
     c.check("x.square()", lambda x: x.square(), x)
     c.check("y.reciprocal()", lambda y: y.reciprocal(), y)
     c.check("torch.reciprocal(y)", lambda y: torch.reciprocal(y), y)
-    c.check("torch.reciprocal(y, out=buf)", lambda y: torch.reciprocal(y, out=torch.empty(3, 4, dtype=y.dtype)), y,
-            grad=False)
+    c.check("torch.reciprocal(y, out=buf)",
+            lambda y: _with_out(lambda buf: torch.reciprocal(y, out=buf), torch.empty(3, 4, dtype=y.dtype)), y, grad=False)
     c.check("x + y, x - y, x * y, x / y", lambda x, y: [x + y, x - y, x * y, x / y], x, y)
     c.check("2 - x, 1 / y, -x, x ** 2", lambda x, y: [2 - x, 1 / y, -x, x ** 2], x, y)
     c.check("int + float promotes", lambda a, x: a + x, c.i(0, 5, 3, 4), x)
@@ -367,7 +374,8 @@ def unary(c: Recorder):
     c.check("torch.acos(x/4)", lambda x: torch.acos(x), np.clip(x / 4, -0.9, 0.9))
     for name in ("exp", "log", "sqrt", "abs", "absolute", "sin", "cos", "ceil", "floor", "trunc", "round", "log2"):
         c.check(f"p.{name}()", lambda p, n=name: getattr(p, n)(), p * 3)
-    c.check("torch.exp(x, out=buf)", lambda x: torch.exp(x, out=torch.empty(3, 4, dtype=x.dtype)), x, grad=False)
+    c.check("torch.exp(x, out=buf)",
+            lambda x: _with_out(lambda buf: torch.exp(x, out=buf), torch.empty(3, 4, dtype=x.dtype)), x, grad=False)
     c.check("torch.abs(int)", lambda a: torch.abs(a), c.i(-5, 5, 6))
     c.check("torch.sign(0, int)", lambda a: torch.sign(a), np.array([-3, 0, 2]))
 
@@ -498,8 +506,8 @@ def sorting(c: Recorder):
     c.check("torch.topk(x, k=3, dim=1, sorted=True)", lambda x: tuple(torch.topk(x, k=3, dim=1, sorted=True)), x)
     c.check("x.topk(2, largest=False)", lambda x: tuple(x.topk(2, largest=False)), x)
     c.check("torch.topk(x, k=2, dim=1, out=(v, i))",
-            lambda x: torch.topk(x, k=2, dim=1, out=(torch.empty(3, 2, dtype=x.dtype), torch.empty(3, 2).long())),
-            x, grad=False)
+            lambda x: _with_out(lambda v, i: tuple(torch.topk(x, k=2, dim=1, out=(v, i))),
+                                torch.empty(3, 2, dtype=x.dtype), torch.empty(3, 2).long()), x, grad=False)
     c.check("torch.sort(x)", lambda x: tuple(torch.sort(x)), x)
     c.check("torch.sort(x, descending=True)", lambda x: tuple(torch.sort(x, descending=True)), x)
     c.check("torch.sort(x, dim=0)", lambda x: tuple(torch.sort(x, dim=0)), x)
@@ -711,7 +719,8 @@ def matmul(c: Recorder):
     c.check("torch.matmul(batch, b) broadcast", lambda x, b: torch.matmul(x, b), c.f(2, 3, 4), b)
     c.check("torch.matmul(x4d, y4d)", lambda x, y: torch.matmul(x, y), c.f(2, 2, 3, 4), c.f(2, 2, 4, 3))
     c.check("torch.matmul(v, b) vector", lambda v, b: torch.matmul(v, b), c.f(4), b)
-    c.check("torch.matmul(a, b, out=buf)", lambda a, b: torch.matmul(a, b, out=torch.empty(3, 5, dtype=a.dtype)),
+    c.check("torch.matmul(a, b, out=buf)",
+            lambda a, b: _with_out(lambda buf: torch.matmul(a, b, out=buf), torch.empty(3, 5, dtype=a.dtype)),
             a, b, grad=False)
     c.check("torch.bmm(x, y)", lambda x, y: torch.bmm(x, y), c.f(2, 3, 4), c.f(2, 4, 2))
     c.check("a.mm(b)", lambda a, b: a.mm(b), a, b)
