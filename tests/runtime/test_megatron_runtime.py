@@ -1,77 +1,236 @@
-"""Converted Megatron-core on MindSpore (CPU): every module imports that imports on PyTorch, and a
-tiny GPT trained with Megatron's own pieces has the same loss as on PyTorch at every step and the
-same step-1 gradient in every parameter."""
+"""Converted Megatron-core on MindSpore (CPU) against unconverted Megatron-core on PyTorch 2.13 CPU.
+
+1. Every ``megatron.core`` module that imports on PyTorch imports on MindSpore.
+2. The parity matrix: the tiny GPT of examples/tiny_gpt in every configuration of its configs.py (a
+   baseline; RMSNorm, RoPE, SwiGLU, GQA, qk-layernorm, untied embeddings, MoE with the aux-loss,
+   sinkhorn and no load balancing routers and the alltoall dispatcher, 4 micro-batches, gradient
+   clipping, full and selective recomputation, the distributed optimizer, each switched on alone; and
+   all together), trained from the same weights on the same data on both sides. At every step the
+   losses and gradient norms agree within 1e-3 relative, and at step 1 every parameter's gradient
+   agrees within 1e-4 relative (norm of the difference over norm).
+
+The losses alone cannot tell a broken attention: at this size (weights drawn with std 0.02) the
+scores are near zero and attention near uniform, so attention with the query/key product lost (the
+swapped beta/alpha of baddbmm before mindtorch patch 0008) still matched the loss to 2.5e-5. Its
+query/key gradients were zero, which the per-parameter comparison sees: both layers' linear_qkv,
+linear_proj and input layer norm weights were off by 5.9e-4 to 7.8e-4 relative (with it: <= 4.7e-7).
+
+Run as a script, it prints the measured table of docs/parity_matrix.md::
+
+    .venv/bin/python tests/runtime/test_megatron_runtime.py [--root DIR] [--steps N] [--config a,b]
+"""
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from testbed import Testbed, free_port
-
-pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
-
 HERE = Path(__file__).parent
 EXAMPLE = HERE.parent.parent / "examples" / "tiny_gpt"
+sys.path.insert(0, str(HERE.parent.parent))      # tools.corpora, when run as a script
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(EXAMPLE))
+
+from configs import CONFIGS, setup  # noqa: E402
+from testbed import Testbed, free_port  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
 
 def test_every_megatron_core_module_that_imports_on_pytorch_imports_on_mindspore(testbed: Testbed):
     testbed.check_megatron_imports()
 
 
-GRAD_TOL = 1e-4   # |g_ms - g_pt| / |g_pt| per parameter at step 1; measured <= 5e-7 (docs/megatron_changes.md)
+STEPS = 8          # per configuration; the CI budget (docs/parity_matrix.md) allows no more
+LOSS_TOL = 1e-3    # |a - b| / |b| of each step's loss and gradient norm
+GRAD_TOL = 1e-4    # |g_ms - g_pt| / |g_pt| of each parameter's step-1 gradient
+# A reference gradient below ZERO_GRAD of the whole gradient's norm is compared against that instead of
+# its own norm: qk-layernorm's key bias has a gradient that is zero in exact arithmetic (softmax does
+# not change when every key moves by the same vector); PyTorch's is 8e-10 of rounding noise (the whole
+# gradient's norm is ~2), and MindSpore's noise is another (1.0e-9): 1.5 relative, 5e-6 with the floor.
+ZERO_GRAD = 1e-4
+MS_PROCESSES = 2   # the MindSpore side is split over this many processes, run beside the PyTorch one
+
+# Configurations that fail today for a known, measured cause. strict: the day one passes, its test
+# fails until the mark is removed.
+_NO_CHECKPOINT_VALID = (
+    "Megatron's CheckpointFunction.backward first calls torch.autograd._is_checkpoint_valid(), which "
+    "mindtorch lacks (AttributeError); the reentrant torch.autograd.backward inside backward that follows "
+    "works on patch 0011's engine (docs/parity_matrix.md)")
+_NO_BASE = (
+    "_ParamAndGradBuffer.__init__ asserts param.data._base is None (torch: None unless a view); mindtorch's "
+    "Tensor has no _base attribute since patch 0012 (AttributeError)")
+KNOWN_FAILURES: dict[str, str] = {
+    "recompute_full": _NO_CHECKPOINT_VALID,
+    "recompute_selective": _NO_CHECKPOINT_VALID,
+    "distributed_optimizer": _NO_BASE,
+    "all": f"{_NO_BASE}; then recomputation: {_NO_CHECKPOINT_VALID}",
+}
+
+
+def run_matrix(testbed: Testbed, out: Path, configs: list[str], steps: int = STEPS) -> dict[str, tuple[dict, dict]]:
+    """Train ``configs`` on both sides at once (MindSpore over ``MS_PROCESSES`` processes, each running
+    several configurations one after the other; PyTorch in one) and return {config: (ms, pt)}, each
+    a train.py result (losses, grad_norms, step_times, seconds, step1_grads) or {"error": text}."""
+    (out / "ms").mkdir(parents=True, exist_ok=True)
+    (out / "pt").mkdir(parents=True, exist_ok=True)
+    shares: list[list[str]] = [[] for _ in range(MS_PROCESSES)]
+    for name in sorted(configs, key=_cost, reverse=True):          # the costliest first, to the least loaded
+        min(shares, key=lambda share: sum(map(_cost, share))).append(name)
+    train = testbed.workspace / "tiny_gpt" / "train.py"
+
+    def ms(share: list[str]) -> None:
+        _run_until_done(share, out / "ms", lambda names: testbed.ms_run(
+            f"python {train} --config {','.join(names)} --steps {steps} --out-dir {out / 'ms'}",
+            MASTER_PORT=free_port()))
+
+    def pt() -> None:
+        _run_until_done(configs, out / "pt", lambda names: testbed.torch_run(
+            [str(EXAMPLE / "reference.py"), "--config", ",".join(names), "--steps", str(steps),
+             "--out-dir", str(out / "pt")], MASTER_PORT=free_port(), OMP_NUM_THREADS="1"))
+
+    with ThreadPoolExecutor(MS_PROCESSES + 1) as pool:
+        for job in [pool.submit(pt)] + [pool.submit(ms, share) for share in shares if share]:
+            job.result()
+    return {name: (_load(out / "ms", name), _load(out / "pt", name)) for name in configs}
+
+
+def _cost(config: str) -> float:
+    """A configuration's cost in baseline steps, roughly (MoE layers about double a step)."""
+    s = setup(config)
+    return s.microbatches * (2.0 if s.experts else 1.0) * (1.3 if s.recompute else 1.0)
+
+
+def _run_until_done(names: list[str], out: Path, run) -> None:
+    """train.py records a configuration that raises and goes on; one that ends the process (a crash
+    in a kernel) is recorded with the process's output and the rest run in a new process."""
+    while names:
+        proc = run(names)
+        names = [name for name in names if not (out / f"{name}.json").exists()]
+        if names:
+            (out / f"{names[0]}.json").write_text(json.dumps({
+                "error": f"the process ended with {proc.returncode} during this configuration:\n"
+                         f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"}))
+            names = names[1:]
+
+
+def _load(out: Path, name: str) -> dict:
+    result = json.loads((out / f"{name}.json").read_text())
+    grads = out / f"{name}_grads.npz"
+    if "error" not in result and grads.exists():
+        with np.load(grads) as g:
+            result["step1_grads"] = {key: g[key] for key in g.files}
+    return result
+
+
+def step1_errors(ms: dict, pt: dict) -> dict[str, float]:
+    """Each parameter's relative step-1 gradient difference, |g_ms - g_pt| / max(|g_pt|, ZERO_GRAD * |G_pt|)
+    with |G_pt| the norm of the whole reference gradient. A parameter without a gradient on MindSpore
+    (NaN) or on one side only is infinitely far."""
+    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in pt["step1_grads"].values())))
+    errors = {}
+    for name in sorted(set(ms["step1_grads"]) | set(pt["step1_grads"])):
+        got, want = ms["step1_grads"].get(name), pt["step1_grads"].get(name)
+        if got is None or want is None or got.shape != want.shape:
+            errors[name] = float("inf")
+            continue
+        diff = float(np.linalg.norm(got.astype(np.float64) - want))
+        err = diff / max(float(np.linalg.norm(want)), ZERO_GRAD * total)
+        errors[name] = float("inf") if np.isnan(err) else err
+    return errors
+
+
+def differences(ms: dict, pt: dict) -> dict:
+    """Relative differences of MindSpore from PyTorch: the largest over the steps of the loss and of
+    the gradient norm (infinite if a side has fewer steps), and the largest over the parameters of the
+    step-1 gradient, with its parameter."""
+    def rel(a: float, b: float) -> float:
+        return abs(a - b) / abs(b) if b else abs(a)
+
+    def worst(a: list[float], b: list[float]) -> float:
+        return max(rel(x, y) for x, y in zip(a, b)) if len(a) == len(b) and b else float("inf")
+
+    errors = step1_errors(ms, pt)
+    param = max(errors, key=errors.get)
+    return {"loss": worst(ms["losses"], pt["losses"]), "grad_norm": worst(ms["grad_norms"], pt["grad_norms"]),
+            "step1_grad": errors[param], "step1_grad_param": param}
 
 
 @pytest.fixture(scope="module")
-def runs(testbed: Testbed, tmp_path_factory) -> tuple[dict, dict]:
-    out = tmp_path_factory.mktemp("tiny_gpt")
-    ms = testbed.ms_run(f"python {testbed.workspace / 'tiny_gpt' / 'train.py'} --out {out / 'ms.json'} "
-                        f"--grads-out {out / 'ms_grads.npz'}", MASTER_PORT=free_port())
-    assert ms.returncode == 0, ms.stderr[-4000:]
-    pt = testbed.torch_run([str(EXAMPLE / "reference.py"), "--out", str(out / "pt.json"),
-                            "--grads-out", str(out / "pt_grads.npz")], MASTER_PORT=free_port())
-    assert pt.returncode == 0, pt.stderr[-4000:]
-    ms_result, pt_result = json.loads((out / "ms.json").read_text()), json.loads((out / "pt.json").read_text())
-    with np.load(out / "ms_grads.npz") as g:
-        ms_result["step1_grads"] = {name: g[name] for name in g.files}
-    with np.load(out / "pt_grads.npz") as g:
-        pt_result["step1_grads"] = {name: g[name] for name in g.files}
-    return ms_result, pt_result
+def matrix(testbed: Testbed, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
+    return run_matrix(testbed, tmp_path_factory.mktemp("parity"), list(CONFIGS))
 
 
-def test_tiny_gpt_losses_match_pytorch_at_every_step(runs):
-    ms, pt = runs
-    assert len(ms["losses"]) == len(pt["losses"]) == 20
-    for step, (a, b) in enumerate(zip(ms["losses"], pt["losses"]), 1):
-        assert abs(a - b) <= 1e-3 * abs(b), f"step {step}: MindSpore {a} vs PyTorch {b}"
+def _param(name: str):
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[name])] if name in KNOWN_FAILURES else []
+    return pytest.param(name, marks=marks, id=name)
 
 
-def test_tiny_gpt_learns_with_real_gradients(runs):
-    ms, pt = runs
-    losses = ms["losses"]
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
-    assert all(g > 0.1 for g in ms["grad_norms"]), ms["grad_norms"]
-    for a, b in zip(ms["grad_norms"], pt["grad_norms"]):
-        assert abs(a - b) <= 1e-2 * b, (a, b)
-
-
-def test_tiny_gpt_step1_gradients_match_pytorch_in_every_parameter(runs):
-    """The losses alone cannot tell a broken attention: at this size (weights drawn with std 0.02) the
-    scores are near zero and attention near uniform, so attention with the query/key product lost (the
-    swapped beta/alpha of baddbmm before mindtorch patch 0008) still matched the loss to 2.5e-5. Its
-    query/key gradients were zero, which the per-parameter comparison sees: both layers' linear_qkv,
-    linear_proj and input layer norm weights were off by 5.9e-4 to 7.8e-4 relative (with it: <= 4.7e-7)."""
-    ms, pt = (r["step1_grads"] for r in runs)
-    assert sorted(ms) == sorted(pt) and len(pt) > 20, (sorted(ms), sorted(pt))
-    errors = {}
-    for name, want in pt.items():
-        got = ms[name]
-        assert got.shape == want.shape, (name, got.shape, want.shape)
-        norm = float(np.linalg.norm(want))
-        assert norm > 0, f"{name}: the reference gradient is zero, the comparison would say nothing"
-        errors[name] = float(np.linalg.norm(got.astype(np.float64) - want)) / norm   # NaN (no gradient) fails
-    bad = {name: err for name, err in errors.items() if not err <= GRAD_TOL}
+@pytest.mark.parametrize("config", [_param(name) for name in CONFIGS])
+def test_megatron_core_matches_pytorch(matrix, config: str):
+    ms, pt = matrix[config]
+    assert "error" not in pt, f"the PyTorch reference failed:\n{pt['error'][-3000:]}"
+    assert len(pt["losses"]) == STEPS and all(np.isfinite(pt["losses"])), pt["losses"]
+    assert all(norm > 0.1 for norm in pt["grad_norms"]) and pt["losses"][-1] < pt["losses"][0], pt  # it learns
+    assert "error" not in ms, f"MindSpore failed:\n{ms['error'][-3000:]}"
+    d = differences(ms, pt)
+    steps = "\n".join(f"  step {i}: loss {a} vs {b}, grad norm {c} vs {e}" for i, (a, b, c, e) in enumerate(
+        zip(ms["losses"], pt["losses"], ms["grad_norms"], pt["grad_norms"]), 1))
+    assert d["loss"] <= LOSS_TOL and d["grad_norm"] <= LOSS_TOL, f"MindSpore vs PyTorch:\n{steps}"
+    bad = {name: err for name, err in step1_errors(ms, pt).items() if not err <= GRAD_TOL}
     assert not bad, "relative step-1 gradient error above %g:\n%s" % (
         GRAD_TOL, "\n".join(f"  {n}: {e:.3g}" for n, e in sorted(bad.items())))
+
+
+def table(results: dict[str, tuple[dict, dict]]) -> str:
+    """The markdown table of docs/parity_matrix.md."""
+    rows = ["| config | max loss rel diff | max grad-norm rel diff | worst step-1 parameter gradient rel diff "
+            "(parameter) | MindSpore s (CPU s) | PyTorch s |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, (ms, pt) in results.items():
+        failed = ms.get("error") or pt.get("error")
+        if failed:
+            last = [line for line in failed.strip().splitlines() if line.strip()][-1]
+            side = "MindSpore" if ms.get("error") else "PyTorch"
+            rows.append(f"| {name} | {side} fails: `{last[:150]}` | | | {_seconds(ms)} | {_seconds(pt)} |")
+            continue
+        d = differences(ms, pt)
+        rows.append(f"| {name} | {d['loss']:.2g} | {d['grad_norm']:.2g} | {d['step1_grad']:.2g} "
+                    f"(`{d['step1_grad_param']}`) | {_seconds(ms)} | {_seconds(pt)} |")
+    return "\n".join(rows)
+
+
+def _seconds(result: dict) -> str:
+    if "seconds" not in result:
+        return "-"
+    return f"{result['seconds']:.1f} ({result['cpu_seconds']:.1f})" if "cpu_seconds" in result else \
+        f"{result['seconds']:.1f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import testbed as tb
+
+    ap = argparse.ArgumentParser(description="print the Megatron-core parity matrix (docs/parity_matrix.md)")
+    ap.add_argument("--root", type=Path, help="workspace and runs go here (default: a new temporary directory; "
+                                              "a workspace already there is reused, its converted example too)")
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--config", default=",".join(CONFIGS), help="comma-separated configurations (default: all)")
+    args = ap.parse_args(argv)
+    root = args.root or Path(tempfile.mkdtemp(prefix="parity_matrix-"))
+    bed = tb.build(root)
+    start = time.perf_counter()
+    out = root / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = run_matrix(bed, out, args.config.split(","), args.steps)
+    print(table(results))
+    print(f"\n{len(results)} configurations, {args.steps} steps each: {time.perf_counter() - start:.0f} s wall "
+          f"(MindSpore in {MS_PROCESSES} processes beside PyTorch); runs in {out}")
+
+
+if __name__ == "__main__":
+    main()
