@@ -60,18 +60,12 @@ MS_PROCESSES = 2   # the MindSpore side is split over this many processes, run b
 
 # Configurations that fail today for a known, measured cause. strict: the day one passes, its test
 # fails until the mark is removed.
-_NO_CHECKPOINT_VALID = (
-    "Megatron's CheckpointFunction.backward first calls torch.autograd._is_checkpoint_valid(), which "
-    "mindtorch lacks (AttributeError); the reentrant torch.autograd.backward inside backward that follows "
-    "works on patch 0011's engine (docs/parity_matrix.md)")
 _NO_BASE = (
     "_ParamAndGradBuffer.__init__ asserts param.data._base is None (torch: None unless a view); mindtorch's "
     "Tensor has no _base attribute since patch 0012 (AttributeError)")
 KNOWN_FAILURES: dict[str, str] = {
-    "recompute_full": _NO_CHECKPOINT_VALID,
-    "recompute_selective": _NO_CHECKPOINT_VALID,
     "distributed_optimizer": _NO_BASE,
-    "all": f"{_NO_BASE}; then recomputation: {_NO_CHECKPOINT_VALID}",
+    "all": _NO_BASE,
 }
 
 
@@ -110,15 +104,19 @@ def _cost(config: str) -> float:
 
 def _run_until_done(names: list[str], out: Path, run) -> None:
     """train.py records a configuration that raises and goes on; one that ends the process (a crash
-    in a kernel) is recorded with the process's output and the rest run in a new process."""
+    in a kernel) is recorded with the process's output and the rest run in a new process. A process
+    that ends before starting any configuration (an import error) is recorded for all of them."""
     while names:
         proc = run(names)
         names = [name for name in names if not (out / f"{name}.json").exists()]
-        if names:
-            (out / f"{names[0]}.json").write_text(json.dumps({
+        if not names:
+            break
+        failed = names[:1] if f"== {names[0]}\n" in proc.stdout else names
+        for name in failed:
+            (out / f"{name}.json").write_text(json.dumps({
                 "error": f"the process ended with {proc.returncode} during this configuration:\n"
                          f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"}))
-            names = names[1:]
+        names = names[len(failed):]
 
 
 def _load(out: Path, name: str) -> dict:
@@ -178,7 +176,8 @@ def test_megatron_core_matches_pytorch(matrix, config: str):
     ms, pt = matrix[config]
     assert "error" not in pt, f"the PyTorch reference failed:\n{pt['error'][-3000:]}"
     assert len(pt["losses"]) == STEPS and all(np.isfinite(pt["losses"])), pt["losses"]
-    assert all(norm > 0.1 for norm in pt["grad_norms"]) and pt["losses"][-1] < pt["losses"][0], pt  # it learns
+    # the reference learns (the loss is not monotone: Adam at 3e-3 overshoots at step 5 in every configuration)
+    assert all(norm > 0.1 for norm in pt["grad_norms"]) and min(pt["losses"]) < pt["losses"][0] - 0.3, pt["losses"]
     assert "error" not in ms, f"MindSpore failed:\n{ms['error'][-3000:]}"
     d = differences(ms, pt)
     steps = "\n".join(f"  step {i}: loss {a} vs {b}, grad norm {c} vs {e}" for i, (a, b, c, e) in enumerate(
