@@ -44,7 +44,8 @@ def tensor_reports(testbed: Testbed, jobs: Path, tmp_path_factory) -> dict:
     ms.mkdir()
     pt.mkdir()
     _ok(testbed.torch_run([str(JOBS / "tensor_cases.py"), "--save", str(pt)]))
-    _ok(testbed.ms_run(f"python {jobs / 'tensor_cases.py'} --save {ms} --load {pt} --out {root / 'ms_loads_pt.json'}"))
+    _ok(testbed.ms_run(f"python {jobs / 'tensor_cases.py'} --save {ms} --load {pt} --out {root / 'ms_loads_pt.json'} "
+                       f"--legacy {JOBS / 'legacy_mindtorch_format.pt'}"))
     _ok(testbed.torch_run([str(JOBS / "tensor_cases.py"), "--load", str(ms), "--out", str(root / "pt_loads_ms.json")]))
     _ok(testbed.torch_run([str(JOBS / "tensor_cases.py"), "--load", str(pt), "--out", str(root / "pt_loads_pt.json")]))
     reports = {name: json.loads((root / f"{name}.json").read_text())
@@ -136,3 +137,10 @@ def test_megatron_checkpoint_loads_and_resumes_on_the_other_framework(megatron_r
     assert len(loaded["losses_after"]) == len(saved["losses_after"]) == 2
     for step, (a, b) in enumerate(zip(loaded["losses_after"], saved["losses_after"]), 3):
         assert abs(a - b) <= LOSS_TOL * abs(b), f"step {step} resumed: {a}, the saving run: {b}"
+
+
+def test_checkpoints_in_mindtorchs_earlier_format_still_load(tensor_reports):
+    """Files saved before patch 0014 (MindSpore's classes in the pickle) load as they did."""
+    assert tensor_reports["ms_loads_pt"]["legacy"] == {
+        "w": [[0.0, 0.25, 0.5], [0.75, 1.0, 1.25]], "i": [7, -8],
+        "args": {"Namespace": {"params_dtype": {"dtype": "float32"}, "iteration": 20}}}

@@ -139,7 +139,7 @@ def storage_groups(found: dict) -> list:
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
 
-def load(directory: str, out: str) -> None:
+def load(directory: str, out: str, legacy: str | None = None) -> None:
     report = {"mindspore_importable": importlib.util.find_spec("mindspore") is not None}
     if report["mindspore_importable"]:
         report["mindspore_object"] = refuse_mindspore_object()
@@ -162,6 +162,10 @@ def load(directory: str, out: str) -> None:
             entry["missing"] = sorted(k for k in expected["tensors"] if k.split("/")[1] in state and k not in found)
             entry["shared"] = storage_groups(found)
             entry["others"] = others(state)
+    if legacy:   # saved by mindnlp 0.5.1's mindtorch: {"w": arange(6).reshape(2, 3) / 4, "i": [7, -8], "args"}
+        state = torch.load(legacy, weights_only=False)
+        report["legacy"] = {"w": as_numpy(state["w"]).tolist(), "i": as_numpy(state["i"]).tolist(),
+                            "args": others(state["args"])}
     try:   # the unsafe globals PyTorch's weights_only loader names, for comparison with PyTorch's own files
         report["unsafe_globals"] = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(
             os.path.join(directory, "full.pt")))
@@ -186,11 +190,13 @@ def main() -> None:
     ap.add_argument("--save", metavar="DIR", help="write the checkpoints and what they hold here")
     ap.add_argument("--load", metavar="DIR", help="load the checkpoints another run saved here")
     ap.add_argument("--out", help="--load's report (JSON)")
+    ap.add_argument("--legacy", metavar="FILE", help="also report what FILE, in mindtorch's format before "
+                                                     "patch 0014 (legacy_mindtorch_format.pt), loads as")
     args = ap.parse_args()
     if args.save:
         save(args.save)
     if args.load:
-        load(args.load, args.out)
+        load(args.load, args.out, args.legacy)
 
 
 if __name__ == "__main__":
