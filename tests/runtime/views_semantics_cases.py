@@ -143,6 +143,7 @@ def loss_detach_plain():
     loss = torch.tensor(6.0)
     reported = loss.detach()
     loss /= 4
+    loss /= 2
     return {"reported": values(reported), "loss": values(loss)}
 
 
@@ -156,7 +157,8 @@ def loss_detach_graph():
     def f(w):
         loss = (x * w * w).sum()
         seen["reported"] = loss.detach()
-        loss /= 4
+        loss /= 4          # output_tensor /= num_tokens
+        loss /= 2          # output_tensor /= num_microbatches
         seen["reported after"] = float(seen["reported"])
         return loss
     out = _differentiate(f, [np.arange(6, dtype=np.float32)], seen)
@@ -314,6 +316,32 @@ def roll_select_fill():
         rolled.select(dims, -1).fill_(0)
         out[str(dims)] = values(rolled)
     return out
+
+
+@case("index_put_, index_put, copy_(non_blocking=True)")
+def index_put_and_copy():
+    x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    row = x[2]
+    x.index_put_((torch.tensor([0, 2]),), torch.tensor([-1.0, -2.0, -3.0, -4.0]))
+    out = {"rows": values(x), "view of row 2": values(row)}
+    x.index_put_((torch.tensor([1, 1, 2]), torch.tensor([0, 0, 3])), torch.tensor([10.0, 20.0, 30.0]),
+                 accumulate=True)
+    out["accumulated (repeated positions add up)"] = values(x)
+    out["index_put"] = values(x.index_put((torch.tensor([0]),), torch.tensor(5.0)))
+    out["x after index_put"] = values(x)
+    row.copy_(torch.ones(4), non_blocking=True)
+    out["after copy_ into the row view"] = values(x)
+    return out
+
+
+@case("_base is None for tensors of their own, not None for partial views")
+def base_link():
+    """What Megatron asks of Tensor._base: the distributed optimizer asserts param.data._base is None,
+    make_viewless_tensor and deallocate_output_tensor test it."""
+    x = torch.zeros(3, 4)
+    p = torch.nn.Parameter(torch.ones(2, 3))
+    return {"none": [t._base is None for t in (x, x.detach(), x.data, p, p.data)],
+            "not none": [t._base is not None for t in (x[1:3], x[1], x[:, 1:3], x.t(), x.narrow(1, 1, 2))]}
 
 
 def run_cases() -> dict:
