@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import Testbed, _clean_env, free_port
-from tools.corpora import REPO_ROOT
+from testbed import Testbed, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
@@ -24,13 +23,7 @@ LOSS_TOL = 1e-4   # relative, resumed losses across frameworks; measured <= 1e-6
 @pytest.fixture(scope="module")
 def jobs(testbed: Testbed) -> Path:
     """ckpt_jobs converted into the workspace, as a user converts their own scripts."""
-    dest = testbed.workspace / "ckpt_jobs"
-    if not (dest / "tensor_cases.py").exists():
-        proc = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.convert", "convert",
-                               str(JOBS), "-o", str(dest), "-q"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=600, env=_clean_env({"PYTHONPATH": str(REPO_ROOT)}))
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return dest
+    return testbed.convert(JOBS, "ckpt_jobs")
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:

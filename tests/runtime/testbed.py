@@ -57,6 +57,19 @@ class Testbed:
             assert reason.startswith(("ModuleNotFoundError", "ImportError")), (module, reason)
         return ms, pt
 
+    def convert(self, source: Path, name: str) -> Path:
+        """``source`` converted into the workspace as ``name`` (once), as a user converts their own
+        scripts: ``python -m tools.convert convert SOURCE -o DEST``."""
+        dest = self.workspace / name
+        if not dest.exists():
+            proc = subprocess.run(
+                [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.convert", "convert", str(source),
+                 "-o", str(dest), "-q"],
+                cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=_clean_env({"PYTHONPATH": str(REPO_ROOT)}))
+            if proc.returncode != 0:
+                raise RuntimeError(f"converting {source} failed: {proc.stderr[-3000:]}")
+        return dest
+
     def torch_run(self, args: list[str], timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
         full = _clean_env(env)
         full["PYTHONPATH"] = str(self.megatron_src)
@@ -129,12 +142,6 @@ def build(root: Path) -> Testbed:
                               env=_clean_env({}), cwd=root)
         if "WORKSPACE_FAILED" in proc.stdout or not (ws / "set_env.sh").exists():
             raise RuntimeError(f"workspace build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    example = ws / "tiny_gpt"
-    if not (example / "train.py").exists():
-        convert = subprocess.run(
-            [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.convert", "convert",
-             str(REPO_ROOT / "examples" / "tiny_gpt"), "-o", str(example), "-q"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=_clean_env({"PYTHONPATH": str(REPO_ROOT)}))
-        if convert.returncode != 0:
-            raise RuntimeError(f"converting the example failed: {convert.stderr}")
-    return Testbed(ws, src.parent, reference_python())
+    testbed = Testbed(ws, src.parent, reference_python())
+    testbed.convert(REPO_ROOT / "examples" / "tiny_gpt", "tiny_gpt")
+    return testbed
