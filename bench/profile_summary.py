@@ -28,7 +28,8 @@ from collections import defaultdict
 MINDSPORE_CPP_WRAPPERS = {"run_op_async", "grad", "new_graph", "end_graph", "run_backward"}
 MINDTORCH_DISPATCH = ("/mindtorch/executor.py", "/mindtorch/dispatcher.py")
 MINDTORCH_BACKEND = ("/mindtorch/_apis/", "/mindtorch/_op_prim/")
-MINDSPORE_BUILTIN_MARKS = ("mindspore", "_c_expression", "TensorPy", "pyboost", "PyNativeExecutor", "Tensor_")
+MINDSPORE_BUILTIN_MARKS = ("mindspore", "_c_expression", "TensorPy", "pyboost", "PyNativeExecutor", "Tensor_",
+                           "Tensor._data_ptr")
 MODEL_MARKS = ("/Megatron-LM/", "/MindSpeed/", "/MindSpeed-LLM/", "/megatron/", "/mindspeed", "/tiny_gpt/")
 
 
