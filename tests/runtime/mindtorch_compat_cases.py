@@ -3,8 +3,8 @@ imported by mindtorch_compat_check.py, where `torch` is mindtorch through its im
 (mindtorch/torch_proxy.py; the check script imports mindtorch first and verifies it), and by
 mindtorch_compat_reference.py, where it is PyTorch. Also what both sides share: the seeded inputs, the
 helpers, the case registry and the report loop, and the common part of the cases that differ between
-the sides (scatter_add's gradient, AdamW, npu_fusion_attention, the MindSpore side's MEG008 marker on
-roll_tensor), each script passing in its own part.
+the sides (scatter_add's gradient, AdamW, npu_fusion_attention, the MindSpore side's marker that
+roll_tensor is upstream's), each script passing in its own part.
 
 Each case is a small function that returns what it observed (values, shapes, names) as JSON.
 """
@@ -307,7 +307,7 @@ def attention_case(out):
             "grad_q": gq, "grad_k": gk, "grad_v": gv}
 
 
-# --- Megatron's roll_tensor (MEG008) ------------------------------------------------------------------
+# --- Megatron's roll_tensor -------------------------------------------------------------------------
 
 def register_roll_tensor(more=lambda roll_tensor: {}):
     """megatron's roll_tensor (the workspace's converted one; on PyTorch the unconverted megatron-core

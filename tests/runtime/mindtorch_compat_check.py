@@ -1,13 +1,13 @@
 """Run inside a converted workspace (``source set_env.sh``): what patches 0007 (MindSpeed / MindSpeed-LLM
 on CPU) and 0008 (blas products with beta and alpha) add to mindtorch, case by case, on MindSpore's CPU
-backend; and Megatron's roll_tensor as rule MEG008 rewrites it.
+backend; and Megatron's roll_tensor as upstream wrote it (it writes through a view).
 
 The cases that are the same code on PyTorch are in mindtorch_compat_cases.py, written against `torch`,
 which here is mindtorch through its import proxy (verified below, before any case runs);
 mindtorch_compat_reference.py runs them on PyTorch. This file adds what is MindSpore's own: the cases
 only mindtorch has (mindtorch's and torch_npu's names, the CPU as 'cuda'), and its side of the cases
 whose PyTorch reference is other code (scatter_add's gradient, the fused AdamW kernels,
-npu_fusion_attention, MEG008's rewrite of roll_tensor). The test (test_mindtorch_compat.py) asserts on
+npu_fusion_attention, upstream's roll_tensor writing through a view). The test (test_mindtorch_compat.py) asserts on
 the observations and compares the cases of the same name.
 
 Prints one line ``COMPAT_REPORT {json}``: the device target, and per case either its observations
@@ -271,14 +271,16 @@ case("npu_fusion_attention[TND,empty sequence last]")(lambda: _tnd([3, 7, 7], [3
 case("npu_fusion_attention[TND,queries without keys]")(lambda: _tnd([3, 5, 7], [3, 3, 7]))
 
 
-# --- Megatron's roll_tensor (MEG008) ------------------------------------------------------------------
+# --- Megatron's roll_tensor, as upstream wrote it -----------------------------------------------------
 
-def _rewritten(roll_tensor):
+def _upstream(roll_tensor):
+    """roll_tensor zeroes the wrapped-around position by filling a select() view in place; rule MEG008
+    rewrote it while mindtorch's views were copies, and was removed with patch 0012."""
     import inspect
-    return {"rewritten (MEG008)": "inserted" in inspect.getsource(roll_tensor)}
+    return {"fills a select() view": ".select(" in inspect.getsource(roll_tensor)}
 
 
-register_roll_tensor(_rewritten)
+register_roll_tensor(_upstream)
 
 
 # --- the report ---------------------------------------------------------------------------------------
