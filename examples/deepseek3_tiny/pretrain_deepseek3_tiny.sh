@@ -8,7 +8,12 @@
 #   bash examples/deepseek3_tiny/pretrain_deepseek3_tiny.sh            # 20 steps, saves a checkpoint
 #   RESUME=1 bash examples/deepseek3_tiny/pretrain_deepseek3_tiny.sh   # loads it, trains 5 more steps
 # Environment: WORK (default ./deepseek3_tiny_run: data, tokenizer, checkpoints, logs), TRAIN_ITERS
-# (default 20), RESUME_ITERS (default 5), MS_CONVERT_WORKSPACE (set by set_env.sh).
+# (default 20), RESUME_ITERS (default 5), MS_CONVERT_WORKSPACE (set by set_env.sh), and upstream's
+# settings this run leaves out by default, each switched on by itself (use the same ones on RESUME):
+#   RECOMPUTE=1  --recompute-granularity full --recompute-method uniform --recompute-num-layers 1
+#   DIST_OPT=1   --use-distributed-optimizer
+#   AUX_LOSS=1   --moe-router-load-balancing-type aux_loss (upstream's DeepSeek-V3 uses none, with
+#                the expert bias; aux_loss is the setting of its qwen3_moe and mixtral scripts)
 # Not meant to be sourced: it runs python and returns its exit status.
 
 set -euo pipefail
@@ -163,6 +168,17 @@ OUTPUT_ARGS="
     --save $WORK/ckpt
 "
 
+VARIANT_ARGS=""
+if [ -n "${RECOMPUTE:-}" ]; then
+    VARIANT_ARGS+=" --recompute-granularity full --recompute-method uniform --recompute-num-layers 1"
+fi
+if [ -n "${DIST_OPT:-}" ]; then
+    VARIANT_ARGS+=" --use-distributed-optimizer"
+fi
+if [ -n "${AUX_LOSS:-}" ]; then
+    MOE_ARGS=${MOE_ARGS/--moe-router-load-balancing-type none/--moe-router-load-balancing-type aux_loss}
+fi
+
 # One schedule of TRAIN_ITERS + RESUME_ITERS steps, trained in two sittings: the first stops after
 # TRAIN_ITERS (--exit-interval saves a checkpoint there), the second loads it and finishes.
 total=$((TRAIN_ITERS + RESUME_ITERS))
@@ -177,7 +193,7 @@ fi
 cd "$llm"
 # shellcheck disable=SC2086  # the argument blocks are word lists
 "$python" pretrain_gpt.py \
-    $GPT_ARGS $DATA_ARGS $OUTPUT_ARGS $MLA_ARGS $ROPE_ARGS $MOE_ARGS $MTP_ARGS $RUN_ARGS \
+    $GPT_ARGS $DATA_ARGS $OUTPUT_ARGS $MLA_ARGS $ROPE_ARGS $MOE_ARGS $MTP_ARGS $VARIANT_ARGS $RUN_ARGS \
     --distributed-backend nccl \
     --ai-framework mindspore \
     2>&1 | tee "$log"
