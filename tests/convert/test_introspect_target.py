@@ -74,22 +74,24 @@ def test_target_path_must_be_a_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.mindspore
-def test_rules_check_sees_the_patched_mindtorch_only_through_the_target_path(patched_mindtorch: Path) -> None:
-    """The shipped ACL001 retargets `import acl` to mindtorch.npu.acl, which only the workspace's
-    patched mindtorch has: plain `rules check` reports it, `--target-path` to the patched copy not."""
+def test_rules_check_answers_from_the_target_path_when_given(mindtorch_without_acl: Path) -> None:
+    """The shipped ACL001 retargets `import acl` to mindtorch.npu.acl, which the project's patch
+    series adds (the venv's mindtorch has it): plain `rules check` finds it; `--target-path` to a
+    mindtorch without it reports it, naming that folder."""
     plain = cli("rules", "check")
-    assert plain.returncode == 1, plain.stdout + plain.stderr
-    assert "ACL001: target mindtorch.npu.acl does not exist in the installed packages" in plain.stderr
-    patched = cli("rules", "check", "--target-path", str(patched_mindtorch))
-    assert patched.returncode == 0, patched.stdout + patched.stderr
-    assert "0 problem(s)" in patched.stderr and str(patched_mindtorch) in patched.stderr
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "0 problem(s)" in plain.stderr
+    target = cli("rules", "check", "--target-path", str(mindtorch_without_acl))
+    assert target.returncode == 1, target.stdout + target.stderr
+    assert "ACL001: target mindtorch.npu.acl does not exist in" in target.stderr
+    assert str(mindtorch_without_acl) in target.stderr
 
 
 @pytest.mark.mindspore
-def test_conversion_reports_against_the_patched_mindtorch(tmp_path: Path, patched_mindtorch: Path) -> None:
-    """The same tree and cache: the installed mindtorch lacks mindtorch.npu.acl.get_soc_name, the
-    patched copy has it; a run with the target path after one without is not answered from the
-    cache of the installed one."""
+def test_conversion_reports_against_the_target_path(tmp_path: Path, mindtorch_without_acl: Path) -> None:
+    """The same tree and cache: the installed mindtorch has mindtorch.npu.acl.get_soc_name, the
+    target copy lacks it; a run with the target path after one without is not answered from the
+    cache of the installed one, and the reverse."""
     (tmp_path / "rules.yaml").write_text(textwrap.dedent("""\
         version: 1
         imports:
@@ -101,16 +103,17 @@ def test_conversion_reports_against_the_patched_mindtorch(tmp_path: Path, patche
     (src / "soc.py").write_bytes(b"import acl\n\nSOC = acl.get_soc_name()\n")
     cache = tmp_path / "cache"
     runs = {}
-    for name, target_path in (("installed", []), ("patched", [patched_mindtorch])):
+    for name, target_path in (("installed", []), ("target", [mindtorch_without_acl]), ("installed again", [])):
         report = tmp_path / f"rep-{name}"
         convert_tree(src, rules, output=tmp_path / f"out-{name}", jobs=1, cache_dir=cache, report_dir=report,
                      target_path=target_path)
         runs[name] = report
-    installed = read_summary(runs["installed"])
-    assert installed["apis"]["acl.get_soc_name"]["status"] == "unsupported"
-    assert not installed["targets"]["mindtorch"]["path"].startswith(str(patched_mindtorch))
-    patched = read_summary(runs["patched"])
-    assert patched["apis"]["acl.get_soc_name"]["status"] == "retargeted"
-    assert patched["targets"]["mindtorch"]["path"] == str(patched_mindtorch / "mindtorch" / "__init__.py")
-    assert patched["unsupported_api_uses"] == 0
-    assert (tmp_path / "out-patched" / "soc.py").read_bytes() == (tmp_path / "out-installed" / "soc.py").read_bytes()
+    for name in ("installed", "installed again"):
+        installed = read_summary(runs[name])
+        assert installed["apis"]["acl.get_soc_name"]["status"] == "retargeted", name
+        assert not installed["targets"]["mindtorch"]["path"].startswith(str(mindtorch_without_acl)), name
+        assert installed["unsupported_api_uses"] == 0, name
+    target = read_summary(runs["target"])
+    assert target["apis"]["acl.get_soc_name"]["status"] == "unsupported"
+    assert target["targets"]["mindtorch"]["path"] == str(mindtorch_without_acl / "mindtorch" / "__init__.py")
+    assert (tmp_path / "out-target" / "soc.py").read_bytes() == (tmp_path / "out-installed" / "soc.py").read_bytes()
