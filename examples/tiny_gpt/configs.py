@@ -34,7 +34,8 @@ class Setup:
     dispatcher: str = "allgather"                     # or "alltoall"
     microbatches: int = 1
     clip_grad: float = 0.0
-    recompute: str | None = None                      # "full" (uniform, 1 layer) or "selective" (core_attn)
+    recompute: str | None = None                      # "full" (uniform, 1 layer), "block" (full, the first
+                                                      # layer) or "selective" (core_attn)
     distributed_optimizer: bool = False
 
 
@@ -53,6 +54,7 @@ FEATURES: dict[str, dict] = {
     "microbatches4": {"microbatches": 4},
     "clip_grad": {"clip_grad": 0.5},
     "recompute_full": {"recompute": "full"},
+    "recompute_block": {"recompute": "block"},
     "recompute_selective": {"recompute": "selective"},
     "distributed_optimizer": {"distributed_optimizer": True},
 }

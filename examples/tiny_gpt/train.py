@@ -61,6 +61,8 @@ def build_model(s: Setup) -> torch.nn.Module:
     recompute = {}
     if s.recompute == "full":
         recompute = {"recompute_granularity": "full", "recompute_method": "uniform", "recompute_num_layers": 1}
+    elif s.recompute == "block":
+        recompute = {"recompute_granularity": "full", "recompute_method": "block", "recompute_num_layers": 1}
     elif s.recompute == "selective":
         recompute = {"recompute_granularity": "selective"}
     moe = {}
