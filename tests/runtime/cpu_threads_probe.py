@@ -5,6 +5,7 @@ execution (patch 0016) the caller does all the work."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import mindtorch as torch
@@ -27,4 +28,4 @@ def main(rounds: int = 400) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*(int(a) for a in sys.argv[1:2]))
