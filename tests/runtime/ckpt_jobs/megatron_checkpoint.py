@@ -28,6 +28,8 @@ import sys
 import numpy as np
 import torch
 
+from tensor_cases import leaves   # a sibling script: the job's folder is first on sys.path
+
 LAYERS, HIDDEN, HEADS, FFN, VOCAB, SEQ, MBS = 2, 64, 4, 256, 128, 32, 2
 EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "examples", "tiny_gpt")
 
@@ -128,21 +130,14 @@ def megatron_state_dict(model, optimizer, scheduler, iteration: int) -> dict:
             "num_floating_point_operations_so_far": 123456789}
 
 
-def arrays(obj, path: str = "") -> dict:
+def arrays(obj) -> dict:
     """Every tensor and NumPy array in ``obj`` by its path, as NumPy (tensors with their dtype's name)."""
     found = {}
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            found.update(arrays(value, f"{path}/{key}"))
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj):
-            found.update(arrays(value, f"{path}/{i}"))
-    elif isinstance(obj, argparse.Namespace):
-        found.update(arrays(vars(obj), path))
-    elif isinstance(obj, torch.Tensor):
-        found[f"{path}:{str(obj.dtype).split('.')[-1]}"] = obj.detach().cpu().numpy()
-    elif isinstance(obj, np.ndarray):
-        found[f"{path}:numpy"] = obj
+    for path, value in leaves(obj):
+        if isinstance(value, torch.Tensor):
+            found[f"{path}:{str(value.dtype).split('.')[-1]}"] = value.detach().cpu().numpy()
+        elif isinstance(value, np.ndarray):
+            found[f"{path}:numpy"] = value
     return found
 
 

@@ -69,17 +69,23 @@ def full() -> dict:
     return state
 
 
-def tensors(obj, path: str = "") -> dict:
-    found = {}
+def leaves(obj, path: str = ""):
+    """``(path, value)`` of every leaf under the dicts, lists, tuples and Namespaces of a checkpoint's
+    state (the paths join keys and indices with ``/``), depth first."""
     if isinstance(obj, dict):
         for key, value in obj.items():
-            found.update(tensors(value, f"{path}/{key}"))
+            yield from leaves(value, f"{path}/{key}")
     elif isinstance(obj, (list, tuple)):
         for i, value in enumerate(obj):
-            found.update(tensors(value, f"{path}/{i}"))
-    elif isinstance(obj, torch.Tensor):
-        found[path] = obj
-    return found
+            yield from leaves(value, f"{path}/{i}")
+    elif isinstance(obj, argparse.Namespace):
+        yield from leaves(vars(obj), path)
+    else:
+        yield path, obj
+
+
+def tensors(obj) -> dict:
+    return {path: value for path, value in leaves(obj) if isinstance(value, torch.Tensor)}
 
 
 def describe(tensor) -> dict:
