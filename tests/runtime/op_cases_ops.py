@@ -568,6 +568,9 @@ def indexing(c: Recorder):
             c.i(0, 3, 4, 3), src)
     c.inplace("x.index_add_(0, idx, src)", lambda x, i, s: x.index_add_(0, i, s), x, np.array([1, 1, 3]),
               c.f(3, 5))
+    # out of place: the result, and the input as it is afterwards (MindSpore's IndexAdd adds into its operand)
+    c.check("torch.index_add(x, 0, idx, src), x after", lambda x, i, s: (torch.index_add(x, 0, i, s), x.clone()),
+            x, np.array([1, 1, 3]), c.f(3, 5))
     c.inplace("x.index_put_((rows,), v)", lambda x, i, v: x.index_put_((i,), v), x, np.array([0, 2]), c.f(2, 5))
     c.inplace("x.index_put_((r, c), v, accumulate=True)",
               lambda x, r, k, v: x.index_put_((r, k), v, accumulate=True), x, np.array([0, 0, 2]),
