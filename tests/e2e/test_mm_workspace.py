@@ -1,0 +1,137 @@
+"""The mm workspace as a user gets it: built from the mirror with ``source auto_convert_mm.sh``, then
+Qwen2.5-VL's vision tower on it against PyTorch.
+
+The mirror holds MindSpeed-MM v2.2.0 as a commit without two media files (its README says which),
+so the build uses ``workspaces/mm_mirror.yaml``: ``workspaces/mm.yaml`` with that one pin changed,
+which the first test checks. The vision tower is transformers' Qwen2.5-VL vision model at a tiny
+size (examples/qwen25vl_tiny/vision_tower.py): converted, on MindSpore, in the workspace; unconverted
+(the workspace's transformers at its pin) on PyTorch CPU, with the same weights and image.
+"""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO_ROOT, Result, bash, find_mirror
+from tools.workspace.manifest import GitSource, load_manifest
+from tools.yamlpath import load as load_yaml
+
+pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
+
+MANIFEST = REPO_ROOT / "workspaces" / "mm.yaml"
+MIRROR_MANIFEST = REPO_ROOT / "workspaces" / "mm_mirror.yaml"
+EXAMPLE = REPO_ROOT / "examples" / "qwen25vl_tiny"
+RUNTIME = REPO_ROOT / "tests" / "runtime"
+if str(RUNTIME) not in sys.path:
+    sys.path.append(str(RUNTIME))   # as tests/runtime/conftest.py does: testbed.reference_python
+import testbed  # noqa: E402
+
+MIRROR_COMMIT = "eac13a98aac326a8c1cac07b68dfd17c9eded7b1"   # ../shared/mirror/README.md
+
+
+def test_mirror_manifest_is_mm_yaml_with_only_the_mindspeed_mm_pin_changed():
+    (real, _), (mirror, _) = load_yaml(MANIFEST.read_text(), MANIFEST), load_yaml(MIRROR_MANIFEST.read_text(), MIRROR_MANIFEST)
+    real_mm = next(r for r in real["repos"] if r["name"] == "MindSpeed-MM")
+    mirror_mm = next(r for r in mirror["repos"] if r["name"] == "MindSpeed-MM")
+    assert real_mm["source"]["commit"] == "4c75a551092cf0a510be45277d31e248cd616816"   # v2.2.0
+    assert mirror_mm["source"]["commit"] == MIRROR_COMMIT
+    for repo in (real_mm, mirror_mm):
+        del repo["source"]["commit"], repo["source"]["ref"]
+    assert mirror == real
+    load_manifest(MIRROR_MANIFEST)   # schema-checked as the driver loads it
+
+
+@dataclass
+class MmWorkspace:
+    mirror: Path
+    path: Path
+    build: Result
+    seconds: float
+
+    def source_command(self) -> str:
+        return (f"source {REPO_ROOT / 'auto_convert_mm.sh'} --mirror {self.mirror} --manifest {MIRROR_MANIFEST} "
+                f"--workspace {self.path} -j 2")
+
+
+@pytest.fixture(scope="module")
+def mm_workspace(tmp_path_factory) -> MmWorkspace:
+    try:
+        mirror = find_mirror()
+        if not (mirror / "MindSpeed-MM.git").is_dir():
+            raise ValueError(f"the mirror {mirror} has no MindSpeed-MM.git: set MS_CONVERT_MIRROR to one that has")
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    root = tmp_path_factory.mktemp("mm")
+    ws = MmWorkspace(mirror, root / "ws", Result(0, "", ""), 0.0)
+    started = time.monotonic()
+    ws.build = bash(f'{ws.source_command()}\necho "SHELL_ALIVE $?"\necho "WS=${{MS_CONVERT_WORKSPACE:-unset}}"',
+                    cwd=root, timeout=1800, interactive=True)
+    ws.seconds = time.monotonic() - started
+    if ws.build.alive != 0 or f"WS={ws.path}" not in ws.build.stdout:
+        tail = "\n".join(ws.build.stderr.splitlines()[-40:])
+        pytest.fail(f"source auto_convert_mm.sh --mirror {mirror} failed (status {ws.build.alive}):\n{tail}",
+                    pytrace=False)
+    print(f"\nmm workspace from {mirror}: {ws.seconds:.0f}s", file=sys.stderr)
+    return ws
+
+
+def test_workspace_holds_each_repository_at_its_pin_and_imports_in_the_shell(mm_workspace: MmWorkspace):
+    ws = mm_workspace.path
+    pins = {r.name: r.source.commit for r in load_manifest(MIRROR_MANIFEST).repos if isinstance(r.source, GitSource)}
+    assert set(pins) == {"Megatron-LM", "MindSpeed", "MindSpeed-MM"}
+    for name, pin in pins.items():
+        base = subprocess.run(["git", "-C", str(ws / name), "merge-base", "--is-ancestor", pin, "HEAD"],
+                              capture_output=True, text=True)
+        assert base.returncode == 0, f"{name}: the pin {pin} is not an ancestor of its HEAD: {base.stderr}"
+        status = subprocess.run(["git", "-C", str(ws / name), "status", "--porcelain"], capture_output=True, text=True)
+        assert status.stdout == "", f"{name}: uncommitted changes after the build: {status.stdout}"
+    converted = subprocess.run(["git", "-C", str(ws / "MindSpeed-MM"), "log", "-1", "--format=%s"],
+                               capture_output=True, text=True).stdout
+    assert converted.startswith("ms-workspace: converted"), converted
+    probe = bash(f"source {ws / 'set_env.sh'} && python -c \"import mindspeed_mm, transformers, diffusers, accelerate, "
+                 f"peft, mindtorch; from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m; "
+                 f"print('OK', mindspeed_mm.__file__, transformers.__version__, m.torch.__name__)\"",
+                 cwd=ws, timeout=600)
+    assert f"OK {ws / 'MindSpeed-MM' / 'mindspeed_mm' / '__init__.py'} 4.53.0 mindtorch" in probe.stdout, probe
+
+
+def _pristine_transformers(ws: Path, into: Path) -> Path:
+    """The workspace's transformers at its pin (the wheel as PyPI ships it), unconverted."""
+    repo = ws / "transformers"
+    pin = subprocess.run(["git", "-C", str(repo), "rev-list", "--max-parents=0", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.split()[0]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", pin, "transformers"],
+                             capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def test_vision_tower_on_mindspore_equals_pytorch_on_a_fixed_image(mm_workspace: MmWorkspace, tmp_path):
+    """Qwen2.5-VL's vision tower (2 blocks: window then full attention, 2D RoPE, patch merger),
+    eager and SDPA attention, within 1e-4 of PyTorch's output relative to its largest value."""
+    script, npz = EXAMPLE / "vision_tower.py", tmp_path / "reference.npz"
+    src = _pristine_transformers(mm_workspace.path, tmp_path / "transformers-pin")
+    started = time.monotonic()
+    ref = subprocess.run([str(testbed.reference_python()), str(script), "reference", str(npz)],
+                         env=testbed._clean_env({"PYTHONPATH": str(src)}), capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, (f"the PyTorch side ({testbed.reference_python()}) failed; it needs transformers' own "
+                                 f"dependencies (tools/setup_env.sh --reference):\n{ref.stderr[-3000:]}")
+    seconds = {"pytorch": time.monotonic() - started}
+    for attn in ("eager", "sdpa"):
+        started = time.monotonic()
+        ms = bash(f"source {mm_workspace.path / 'set_env.sh'} && python {script} compare {npz} --attn {attn}",
+                  cwd=tmp_path, timeout=600)
+        seconds[attn] = time.monotonic() - started
+        assert ms.returncode == 0, ms
+        line = ms.stdout.strip().splitlines()[-1]
+        assert line.startswith("compare: processed image max rel 0.000e+00") and line.endswith("EQUAL"), line
+        print(f"\n{line}", file=sys.stderr)
+    print(f"vision tower: {', '.join(f'{k} {v:.0f}s' for k, v in seconds.items())}", file=sys.stderr)
