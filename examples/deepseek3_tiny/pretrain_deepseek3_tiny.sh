@@ -1,6 +1,6 @@
 #!/bin/bash
-# DeepSeek-V3 pretraining at a tiny size, one process, MindSpore CPU, through the converted
-# MindSpeed-LLM: the features of upstream's examples/mindspore/deepseek3/pretrain_deepseek3_1b_4k_8p_ms.sh
+# DeepSeek-V3 pretraining at a tiny size, on 1 (default) or NPROC CPU processes, MindSpore CPU,
+# through the converted MindSpeed-LLM: the features of upstream's examples/mindspore/deepseek3/pretrain_deepseek3_1b_4k_8p_ms.sh
 # (MLA, MoE with routed + shared experts and the same router, MTP, YaRN RoPE, fused ops, noop layer)
 # with the sizes cut down and the multi-card settings dropped (each difference is listed in README.md).
 #
@@ -8,12 +8,20 @@
 #   bash examples/deepseek3_tiny/pretrain_deepseek3_tiny.sh            # 20 steps, saves a checkpoint
 #   RESUME=1 bash examples/deepseek3_tiny/pretrain_deepseek3_tiny.sh   # loads it, trains 5 more steps
 # Environment: WORK (default ./deepseek3_tiny_run: data, tokenizer, checkpoints, logs), TRAIN_ITERS
-# (default 20), RESUME_ITERS (default 5), MS_CONVERT_WORKSPACE (set by set_env.sh), and upstream's
+# (default 20), RESUME_ITERS (default 5), SAVE_INTERVAL (default TRAIN_ITERS + RESUME_ITERS: a
+# checkpoint also every SAVE_INTERVAL steps), LOAD_ITERATION (with RESUME: load that saved iteration
+# instead of the latest, Megatron's --ckpt-step), MS_CONVERT_WORKSPACE (set by set_env.sh), and upstream's
 # settings this run leaves out by default, each switched on by itself (use the same ones on RESUME):
 #   RECOMPUTE=1  --recompute-granularity full --recompute-method uniform --recompute-num-layers 1
 #   DIST_OPT=1   --use-distributed-optimizer
 #   AUX_LOSS=1   --moe-router-load-balancing-type aux_loss (upstream's DeepSeek-V3 uses none, with
 #                the expert bias; aux_loss is the setting of its qwen3_moe and mixtral scripts)
+# NPROC=N (even, default 1): upstream's multi-card layout scaled from its 8 processes to N: pipeline
+# parallel 2, expert parallel N/2 (upstream: PP 2, EP 4 of 8), data parallel N/2, the distributed
+# optimizer and full uniform recomputation of 1 layer (RECOMPUTE and DIST_OPT are implied), launched
+# by mindtorch's MPI launcher in the place of upstream's msrun:
+#   upstream: msrun --worker_num 8 --local_worker_num 8 --master_port 6000 ... pretrain_gpt.py ARGS
+#   here:     python -m mindtorch.distributed.mpi_run --nproc-per-node N --master-port 6000 pretrain_gpt.py ARGS
 # Not meant to be sourced: it runs python and returns its exit status.
 
 set -euo pipefail
@@ -27,6 +35,11 @@ WORK=${WORK:-$PWD/deepseek3_tiny_run}
 TRAIN_ITERS=${TRAIN_ITERS:-20}
 RESUME_ITERS=${RESUME_ITERS:-5}
 python=${PYTHON:-python}
+NPROC=${NPROC:-1}
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]] || { [ "$NPROC" -ne 1 ] && [ $((NPROC % 2)) -ne 0 ]; }; then
+    echo "$0: NPROC=$NPROC: give 1 or an even number of processes (pipeline parallel 2 x expert parallel NPROC/2)" >&2
+    exit 2
+fi
 if [ -n "${RESUME:-}" ] && [ ! -f "$WORK/ckpt/latest_checkpointed_iteration.txt" ]; then
     echo "$0: RESUME=1 but $WORK/ckpt has no checkpoint: run without RESUME first (same WORK)" >&2
     exit 2
@@ -46,10 +59,21 @@ if [ ! -f "$WORK/data/tiny_text_document.idx" ]; then
     rm -rf "$WORK/data" && mv "$WORK/data.tmp" "$WORK/data"
 fi
 
-# 2. Training. One process: no msrun; mindtorch makes single-process groups when no launcher is set.
+# 2. Training. One process: no launcher; mindtorch makes single-process groups. NPROC > 1: mindtorch's
+#    MPI launcher (docs/distributed.md) sets RANK, WORLD_SIZE, LOCAL_RANK, ... in each process.
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 export GLOG_v=${GLOG_v:-3}   # MindSpore: errors only (its CPU kernels warn on every empty MoE expert batch)
-export MASTER_ADDR=localhost MASTER_PORT=${MASTER_PORT:-6000} RANK=0 LOCAL_RANK=0 WORLD_SIZE=1
+export MASTER_ADDR=localhost MASTER_PORT=${MASTER_PORT:-6000}
+if [ "$NPROC" -eq 1 ]; then
+    export RANK=0 LOCAL_RANK=0 WORLD_SIZE=1
+    PP=1 EP=1
+    launch=("$python")
+else
+    unset RANK LOCAL_RANK WORLD_SIZE
+    PP=2 EP=$((NPROC / 2))
+    RECOMPUTE=1 DIST_OPT=1
+    launch=("$python" -m mindtorch.distributed.mpi_run --nproc-per-node "$NPROC" --master-port "$MASTER_PORT")
+fi
 
 NUM_LAYERS=4
 SEQ_LEN=128
@@ -113,8 +137,8 @@ GPT_ARGS="
     --use-flash-attn
     --use-mcore-models
     --tensor-model-parallel-size 1
-    --pipeline-model-parallel-size 1
-    --expert-model-parallel-size 1
+    --pipeline-model-parallel-size ${PP}
+    --expert-model-parallel-size ${EP}
     --context-parallel-size 1
     --num-layers ${NUM_LAYERS}
     --hidden-size 128
@@ -182,17 +206,21 @@ fi
 # One schedule of TRAIN_ITERS + RESUME_ITERS steps, trained in two sittings: the first stops after
 # TRAIN_ITERS (--exit-interval saves a checkpoint there), the second loads it and finishes.
 total=$((TRAIN_ITERS + RESUME_ITERS))
+SAVE_INTERVAL=${SAVE_INTERVAL:-$total}
 if [ -n "${RESUME:-}" ]; then
     log="$WORK/logs/resume.log"
-    RUN_ARGS="--train-iters $total --save-interval $total --load $WORK/ckpt"
+    RUN_ARGS="--train-iters $total --save-interval $SAVE_INTERVAL --load $WORK/ckpt"
+    if [ -n "${LOAD_ITERATION:-}" ]; then
+        RUN_ARGS+=" --ckpt-step $LOAD_ITERATION"
+    fi
 else
     log="$WORK/logs/train.log"
-    RUN_ARGS="--train-iters $total --save-interval $total --exit-interval $TRAIN_ITERS"
+    RUN_ARGS="--train-iters $total --save-interval $SAVE_INTERVAL --exit-interval $TRAIN_ITERS"
 fi
 
 cd "$llm"
 # shellcheck disable=SC2086  # the argument blocks are word lists
-"$python" pretrain_gpt.py \
+"${launch[@]}" pretrain_gpt.py \
     $GPT_ARGS $DATA_ARGS $OUTPUT_ARGS $MLA_ARGS $ROPE_ARGS $MOE_ARGS $MTP_ARGS $VARIANT_ARGS $RUN_ARGS \
     --distributed-backend nccl \
     --ai-framework mindspore \
