@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +52,7 @@ class Result:
     seconds: float
     losses: list[float]
     grad_norms: list[float]
+    command: list[str] = field(default_factory=list)   # a saved result counts only for the same command
 
     @property
     def ok(self) -> bool:
@@ -71,6 +72,7 @@ class Runner:
         self.work = work.resolve()
         self.python = python
         self.train_iters = train_iters
+        self._commands: dict[str, tuple[str, list[str]]] = {}
 
     def folder(self, name: str) -> Path:
         return self.work / "runs" / name
@@ -85,6 +87,8 @@ class Runner:
 
     def command(self, name: str) -> tuple[str, list[str]]:
         """(entry point, final arguments) of run `name`."""
+        if name in self._commands:
+            return self._commands[name]
         run = self.family_file.runs[name]
         entry, argv = launch_argv(self.llm / run.script)
         flags = self.family_file.edit(run, Flags.parse(argv))
@@ -92,7 +96,13 @@ class Runner:
             flags.set("--train-iters", [str(self.train_iters)])
             if "--save-interval" in flags:
                 flags.set("--save-interval", [str(self.train_iters)])
-        return entry, [self._fill(word, run) for word in flags.argv()]
+        self._commands[name] = (entry, [self._fill(word, run) for word in flags.argv()])
+        return self._commands[name]
+
+    def current(self, result: Result) -> bool:
+        """Whether `result` was made by the command its run has now."""
+        entry, argv = self.command(result.name)
+        return result.command == [entry, *argv]
 
     def result(self, name: str) -> Result | None:
         path = self.folder(name) / "result.json"
@@ -103,13 +113,16 @@ class Runner:
         done = set() if done is None else done
         run = self.family_file.runs[name]
         for ref in self.family_file.needs(run):
-            if ref in done:
-                continue
-            previous = None if again else self.result(ref)
-            dep = previous if previous is not None and previous.ok else self.run(ref, again=again, done=done)
+            previous = self.result(ref) if ref in done or not again else None
+            if ref in done and previous is not None:
+                dep = previous
+            elif previous is not None and previous.ok and self.current(previous):
+                dep = previous
+            else:
+                dep = self.run(ref, again=again, done=done)
             done.add(ref)
             if not dep.ok:
-                return self._save(Result(name, f"fails: needs run {ref}, which {dep.status}", -1, 0.0, [], []))
+                return self._save(Result(name, f"fails: needs run {ref}, which {dep.status}", -1, 0.0, [], [], []))
         self._tokenizer()
         entry, argv = self.command(name)
         out = self.folder(name)
@@ -139,7 +152,7 @@ class Runner:
         lm = [r["lm"] for r in rows]
         grads = [r["grad"] for r in rows if r["grad"] is not None]
         status = self._status(run, code, lm, log)
-        return self._save(Result(name, status, code, round(seconds, 1), lm, grads))
+        return self._save(Result(name, status, code, round(seconds, 1), lm, grads, [entry, *argv]))
 
     def _status(self, run: Run, code: int, lm: list[float], log: Path) -> str:
         if code == -9:
@@ -239,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.run:
             done = set()
             for name, run in family_file.runs.items():
-                if run.kind == args.kind and runner.result(name) is None:
+                previous = runner.result(name)
+                if run.kind == args.kind and (previous is None or not runner.current(previous)):
                     runner.run(name, done=done)
                     done.add(name)
         print("\n".join(table(family_file, runner, args.kind)))
