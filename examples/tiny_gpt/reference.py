@@ -6,11 +6,13 @@ Megatron-core assumes CUDA. These shims, and nothing else, let it run on a CPU-o
    calls (factories, ``.to``, ``.cuda()``) to the CPU, and ``Tensor.type()`` names a CPU tensor's
    CUDA type (Megatron's optimizers and gradient clipping check for ``torch.cuda.FloatTensor``);
 2. ``torch.cuda.current_device`` returns ``"cpu"`` (Megatron passes it as a device); CUDA streams are
-   PyTorch's CPU streams (the MoE alltoall dispatcher makes a side stream for its device-to-host copies);
+   PyTorch's CPU streams (the MoE alltoall dispatcher makes a side stream for its device-to-host copies)
+   and ``torch.cuda.synchronize`` has nothing to wait for (the pipeline's p2p calls it after its sends);
 3. the CUDA RNG state functions Megatron's RNG tracker uses read and write the CPU generator.
 
 Usage: python examples/tiny_gpt/reference.py --out ref.json  (PYTHONPATH: megatron-core 0.12.1); it takes
-train.py's options (``--config``, ``--steps``, ``--out-dir``, ...).
+train.py's options (``--config``, ``--steps``, ``--out-dir``, ``--tp``, ...). Several processes:
+``torchrun --nproc-per-node 2 examples/tiny_gpt/reference.py --tp 2 --out-dir D`` (gloo).
 """
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ def install() -> None:
     torch.cuda.manual_seed = lambda seed: None
     torch.cuda.Stream, torch.cuda.stream = CpuStream, CpuStream.context
     torch.cuda.current_stream = lambda device=None: CpuStream.DEFAULT
+    torch.cuda.synchronize = lambda device=None: None
     import megatron.core.tensor_parallel.random as rnd
     rnd._get_cuda_rng_state = lambda device="cuda", clone=False, graph_safe=False: torch.get_rng_state()
     rnd._set_cuda_rng_state = lambda state, device=-1, graph_safe=False: torch.set_rng_state(state)
