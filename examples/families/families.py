@@ -64,9 +64,9 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-# Placeholders in flag values, filled per run by the runner: {tokenizer}, {corpus}, {fixtures},
+# Placeholders in flag values, filled per run by the runner: {tokenizer}, {chat_tokenizer}, {corpus}, {fixtures},
 # {out} (this run's folder), {data:RUN} (RUN's output prefix), {ckpt:RUN} (RUN's checkpoint folder).
-PLACEHOLDER = re.compile(r"\{(tokenizer|corpus|fixtures|out|data:[a-z0-9_]+|ckpt:[a-z0-9_]+)\}")
+PLACEHOLDER = re.compile(r"\{(tokenizer|chat_tokenizer|corpus|fixtures|out|data:[a-z0-9_]+|ckpt:[a-z0-9_]+)\}")
 
 
 class FamilyError(ValueError):

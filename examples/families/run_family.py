@@ -41,6 +41,12 @@ from families import PLACEHOLDER, FamilyError, FamilyFile, Run, load  # noqa: E4
 from upstream_flags import Flags, ScriptError, launch_argv  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
+# The special tokens of the qwen3 chat template (MindSpeed-LLM's configs/finetune/templates.json:
+# <|im_start|>/<|im_end|> in its slots, <|im_end|> its stop word and new EOS, <think></think> its
+# thought words). Qwen's own tokenizers have them; the instruction preprocessing adds the stop word
+# to a tokenizer that lacks it, giving ids past the model's vocabulary. {chat_tokenizer} is the
+# offline tokenizer with these added.
+CHAT_TOKENS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
 RUN_TIMEOUT = 1800
 
 
@@ -80,7 +86,8 @@ class Runner:
     def _fill(self, value: str, run: Run) -> str:
         def one(m) -> str:
             key, _, ref = m.group(1).partition(":")
-            return str({"tokenizer": self.work / "tokenizer", "corpus": self.work / "corpus.jsonl",
+            return str({"tokenizer": self.work / "tokenizer", "chat_tokenizer": self.work / "chat_tokenizer",
+                        "corpus": self.work / "corpus.jsonl",
                         "fixtures": FIXTURES, "out": self.folder(run.name),
                         "data": self.folder(ref) / "data", "ckpt": self.folder(ref) / "ckpt"}[key])
         return PLACEHOLDER.sub(one, value)
@@ -175,6 +182,14 @@ class Runner:
     def _tokenizer(self) -> None:
         if not (self.work / "tokenizer" / "tokenizer.json").is_file():
             build_tokenizer.build(self.work, 512)
+        chat = self.work / "chat_tokenizer"
+        if not (chat / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+            tokenizer = Tokenizer.from_file(str(self.work / "tokenizer" / "tokenizer.json"))
+            tokenizer.add_special_tokens(list(CHAT_TOKENS))
+            chat.mkdir(parents=True, exist_ok=True)
+            (chat / "tokenizer_config.json").write_bytes((self.work / "tokenizer" / "tokenizer_config.json").read_bytes())
+            tokenizer.save(str(chat / "tokenizer.json"))
 
 
 def cause(log: Path) -> str:
