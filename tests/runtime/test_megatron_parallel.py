@@ -224,22 +224,32 @@ def test_layouts_of_one_model_agree(layouts, pair, side):
 def table(results: dict[str, tuple[dict, dict]]) -> str:
     """The markdown table of docs/parity_matrix.md's "Parallel layouts"."""
     rows = ["| layout | processes | configuration | max loss rel diff | max grad-norm rel diff | worst step-1 "
-            "gradient rel diff (rank: parameter) | MindSpore s | PyTorch s |",
+            "gradient rel diff (rank: parameter) | MindSpore s (CPU s) | PyTorch s (CPU s) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, (ms, pt) in results.items():
         run = PARALLEL_RUNS[name]
-        head = f"| {name} (`{' '.join(run.layout.options())}`) | {run.world} | {run.config}"
+        opts = " ".join(run.layout.options())
+        head = f"| {name} ({f'`{opts}`' if opts else 'data parallel only'}) | {run.world} | {run.config}"
         failed = ms.get("error") or pt.get("error")
         if failed:
             lines = [line for line in failed.strip().splitlines() if line.strip() and "Error" in line] or \
                 failed.strip().splitlines()
             side = "MindSpore" if ms.get("error") else "PyTorch"
-            rows.append(f"{head} | {side} fails: `{lines[-1][:150]}` | | | {ms['seconds']:.0f} | {pt['seconds']:.0f} |")
+            rows.append(f"{head} | {side} fails: `{lines[-1][:150]}` | | | {_seconds(ms)} | {_seconds(pt)} |")
             continue
         d = differences(ms, pt)
         rows.append(f"{head} | {d['loss']:.2g} | {d['grad_norm']:.2g} | {d['step1_grad']:.2g} "
-                    f"(`{d['step1_grad_param']}`) | {ms['seconds']:.0f} | {pt['seconds']:.0f} |")
+                    f"(`{d['step1_grad_param']}`) | {_seconds(ms)} | {_seconds(pt)} |")
     return "\n".join(rows)
+
+
+def _seconds(side: dict) -> str:
+    """The training's wall time (the slowest rank's, without the launch and imports) and its CPU time
+    summed over the ranks; the launch's own wall time if the ranks wrote nothing."""
+    if "ranks" not in side:
+        return f"{side['seconds']:.0f} (launch)"
+    wall = max(rank["seconds"] for rank in side["ranks"])
+    return f"{wall:.0f} ({sum(rank['cpu_seconds'] for rank in side['ranks']):.0f})"
 
 
 def main(argv: list[str] | None = None) -> None:
