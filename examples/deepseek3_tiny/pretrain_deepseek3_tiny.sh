@@ -9,8 +9,8 @@
 #   RESUME=1 bash examples/deepseek3_tiny/pretrain_deepseek3_tiny.sh   # loads it, trains 5 more steps
 # Environment: WORK (default ./deepseek3_tiny_run: data, tokenizer, checkpoints, logs), TRAIN_ITERS
 # (default 20), RESUME_ITERS (default 5), SAVE_INTERVAL (default TRAIN_ITERS + RESUME_ITERS: a
-# checkpoint also every SAVE_INTERVAL steps), LOAD_ITERATION (with RESUME: load that saved iteration
-# instead of the latest, Megatron's --ckpt-step), MS_CONVERT_WORKSPACE (set by set_env.sh), and upstream's
+# checkpoint also every SAVE_INTERVAL steps; RESUME loads the iteration named in
+# ckpt/latest_checkpointed_iteration.txt), MS_CONVERT_WORKSPACE (set by set_env.sh), and upstream's
 # settings this run leaves out by default, each switched on by itself (use the same ones on RESUME):
 #   RECOMPUTE=1  --recompute-granularity full --recompute-method uniform --recompute-num-layers 1
 #   DIST_OPT=1   --use-distributed-optimizer
@@ -199,6 +199,15 @@ fi
 if [ -n "${DIST_OPT:-}" ]; then
     VARIANT_ARGS+=" --use-distributed-optimizer"
 fi
+if [ "$NPROC" -gt 1 ]; then
+    # The processes share one file system: rank 0 builds the dataset's index files and the others
+    # read them after Megatron's barrier. Upstream's --no-shared-storage (each node its own disk)
+    # makes every rank that counts as first on its node build them; here each process counts as
+    # one (mindtorch's CPU target has one device, and MindSpore's get_local_rank() is 0 outside
+    # msrun), so all 4 wrote the same files at once and a rank read a half-written one
+    # ("EOFError: No data left in file" in numpy.load).
+    GPT_ARGS=${GPT_ARGS/--no-shared-storage/}
+fi
 if [ -n "${AUX_LOSS:-}" ]; then
     MOE_ARGS=${MOE_ARGS/--moe-router-load-balancing-type none/--moe-router-load-balancing-type aux_loss}
 fi
@@ -210,9 +219,6 @@ SAVE_INTERVAL=${SAVE_INTERVAL:-$total}
 if [ -n "${RESUME:-}" ]; then
     log="$WORK/logs/resume.log"
     RUN_ARGS="--train-iters $total --save-interval $SAVE_INTERVAL --load $WORK/ckpt"
-    if [ -n "${LOAD_ITERATION:-}" ]; then
-        RUN_ARGS+=" --ckpt-step $LOAD_ITERATION"
-    fi
 else
     log="$WORK/logs/train.log"
     RUN_ARGS="--train-iters $total --save-interval $SAVE_INTERVAL --exit-interval $TRAIN_ITERS"
