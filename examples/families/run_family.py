@@ -209,7 +209,10 @@ def table(family_file: FamilyFile, runner: Runner, kind: str) -> list[str]:
         if run.kind != kind:
             continue
         r = runner.result(name)
-        status = r.status if r else "not run"
+        if r is not None and not runner.current(r):
+            r, status = None, "not run with the flags families.yaml gives now"
+        else:
+            status = r.status if r else "not run"
         trend = f"{r.losses[0]:.4f} → {r.losses[-1]:.4f} ({len(r.losses)} steps)" if r and r.losses else "-"
         seconds = f"{r.seconds:.0f}" if r else "-"
         rows.append(f"| {name} | `{run.script.removeprefix('examples/mindspore/')}` | {', '.join(run.covers)} | "
