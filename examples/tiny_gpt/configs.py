@@ -132,4 +132,5 @@ PARALLEL_RUNS: dict[str, ParallelRun] = {
     "pp2_vpp2": ParallelRun(4, Layout(pp=2, vpp=2), "microbatches4+layers4"),
     "pp2_ep2_distopt": ParallelRun(4, Layout(pp=2, ep=2), "moe_aux_loss+microbatches4+distributed_optimizer"),
     "dp2_overlap": ParallelRun(2, Layout(), "microbatches4+distributed_optimizer+overlap"),
+    "ep2_alltoall": ParallelRun(2, Layout(ep=2), "moe_alltoall"),
 }

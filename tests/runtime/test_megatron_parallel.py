@@ -1,9 +1,10 @@
 """Megatron-core's parallel layouts on the converted stack against unconverted Megatron-core on PyTorch.
 
 The tiny GPT of examples/tiny_gpt trains 10 steps in each layout of ``configs.PARALLEL_RUNS`` (issue
-11): TP=2, sequence parallel with TP=2, DP=2, PP=2 (1F1B, 4 micro-batches), EP=2 (MoE), and at
-world 4 TP=2 x PP=2, PP=2 with a virtual pipeline of 2 chunks, PP=2 x EP=2 with the distributed
-optimizer. Each layout runs twice, launched as users launch: the converted train.py under
+11): TP=2, sequence parallel with TP=2, DP=2, PP=2 (1F1B, 4 micro-batches), EP=2 (MoE, allgather
+dispatcher; the alltoall dispatcher is a strict xfail), DP=2 with overlapped gradient reduction and
+parameter all-gather, and at world 4 TP=2 x PP=2, PP=2 with a virtual pipeline of 2 chunks, PP=2 x
+EP=2 with the distributed optimizer. Each layout runs twice, launched as users launch: the converted train.py under
 ``python -m mindtorch.distributed.mpi_run --nproc-per-node N`` in the workspace (mindtorch over MPI,
 docs/distributed.md), and the unconverted one (reference.py) under ``torchrun --nproc-per-node N``
 with gloo, from the same weights (drawn by parameter name, each rank its slice) on the same data.
@@ -51,7 +52,15 @@ JOBS = 2           # launches at once (the machine has 2 cores)
 
 # Layouts that fail today for a known, measured cause: layout -> (reason, a line of the failure that
 # names it). strict: the day one passes, its test fails until the entry goes.
-KNOWN_FAILURES: dict[str, tuple[str, str]] = {}
+KNOWN_FAILURES: dict[str, tuple[str, str]] = {
+    "ep2_alltoall": (
+        "megatron-core 0.12.1's alltoall dispatcher moves its split sizes to NumPy only from a CUDA tensor "
+        "(moe_utils.maybe_move_tensor_to_cpu: `tensor.is_cuda`); on a CPU they reach all_to_all_single as "
+        "tensors, which PyTorch's c10d rejects (TypeError: incompatible function arguments) and mindtorch's "
+        "_split_counts cannot test for truth (ValueError: more than one element is ambiguous), at step 1 on "
+        "both sides (measured 10:45, 29 Nov)",
+        "all_to_all_single"),
+}
 
 
 class KnownFailure(AssertionError):
@@ -167,10 +176,10 @@ def _param(name: str):
 def test_layout_matches_pytorch(layouts, layout: str):
     ms, pt = layouts[layout]
     run = PARALLEL_RUNS[layout]
-    assert "error" not in pt, f"the PyTorch reference failed:\n{pt['error']}"
     known = KNOWN_FAILURES.get(layout)
-    if "error" in ms and known and known[1] in ms["error"]:
+    if known and any("error" in side and known[1] in side["error"] for side in (ms, pt)):
         raise KnownFailure(known[0])
+    assert "error" not in pt, f"the PyTorch reference failed:\n{pt['error']}"
     assert "error" not in ms, f"MindSpore failed:\n{ms['error']}"
     # the last pipeline stage's ranks have the losses: world / pp of them
     with_losses = [rank for rank, result in enumerate(pt["ranks"]) if result["losses"]]
