@@ -3,7 +3,8 @@
 Loaded with the project's strict YAML loader (``yaml.safe_load`` semantics without duplicate keys or
 aliases) and checked against :data:`SCHEMA`; a mistake is one line naming the file, the line and
 the field. Applying a run's edits to upstream's flags is also checked against upstream: a run may
-only ``set`` or ``drop`` a flag upstream's script has and only ``add`` one it lacks, so a run's
+only ``set`` a flag upstream's script has, only ``add`` one it lacks, and only ``drop`` one that
+upstream or one of its override sets gives, so a run's
 "what was changed" column is exact, and an upstream change that moves a flag is reported instead
 of silently producing a different run. Named override sets (``overrides:``) are shared by runs
 (``use:``) and may set or drop flags whether or not upstream has them.
@@ -112,9 +113,11 @@ class FamilyFile:
         """Upstream's flags with the run's override sets and its own edits applied (a new Flags)."""
         where = f"{self.path}:{run.line}" if run.line else str(self.path)
         flags = Flags([(name, list(values)) for name, values in upstream.groups])
+        from_sets = {name for set_name in run.use for name in self.overrides[set_name][0]}
         for name in run.drop:
-            if name not in upstream:
-                raise FamilyError(f"{where}: run {run.name} drops {name}, which {run.script} does not have")
+            if name not in upstream and name not in from_sets:
+                raise FamilyError(f"{where}: run {run.name} drops {name}, which neither {run.script} nor its "
+                                  "override sets give")
         for name in run.set:
             if name not in upstream:
                 raise FamilyError(f"{where}: run {run.name} sets {name}, which {run.script} does not have "
