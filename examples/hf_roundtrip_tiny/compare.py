@@ -1,0 +1,158 @@
+"""Check a round-trip run (roundtrip.sh's WORK folder) and print its numbers as a markdown table.
+
+Runs in the PyTorch reference Python (NumPy, safetensors, transformers; no MindSpore). Checks:
+- the HF -> Megatron -> HF round trip without training gives back the original weights bit for bit
+  (same names, shapes, dtypes, values), and a config.json that transformers on PyTorch loads with
+  `torch_dtype="auto"` and whose model fields equal the original's;
+- after training, every weight moved (the round trip carries the trained model, not the original);
+- before and after training: the logits of the Megatron checkpoint on MindSpore (megatron_side.py)
+  equal transformers' logits of its HF conversion on PyTorch (hf_side.py) for the same token ids,
+  max |difference| <= RTOL * max |logit|, and greedy generation gives the same 16 (--new-tokens) token ids;
+- the training log has TRAIN_ITERS iteration lines with finite losses (examples/deepseek3_tiny/losses.py);
+- with --inference-log: the text MindSpeed-LLM's inference.py --task greedy printed equals
+  transformers' decode of its greedy tokens.
+Exit 0 when every check holds, 1 otherwise (one line per failed check on stderr).
+
+Usage: python compare.py WORK [--train-log LOG] [--inference-log LOG] [--train-iters N] [--rtol R]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deepseek3_tiny"))
+from losses import parse as parse_iterations  # noqa: E402
+
+RTOL = 1e-4
+MODEL_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
+                "tie_word_embeddings", "max_position_embeddings", "hidden_act", "attention_bias")
+
+
+def side(work: Path, name: str) -> tuple[dict, np.ndarray]:
+    return json.loads((work / "out" / f"{name}.json").read_text()), np.load(work / "out" / f"{name}.npy")
+
+
+def inference_text(log: Path) -> str:
+    """The reply inference.py --task greedy logged (between 'MindSpeed-LLM:' and the closing rule)."""
+    text = re.sub(r"(?m)^INFO:root:", "", log.read_text(errors="replace"))   # logging's prefix, when configured
+    m = re.search(r"=+ Greedy Search =+\s*\nYou:\n.*?\n\nMindSpeed-LLM:\n(.*?)\n=+\n", text, re.S)
+    if not m:
+        raise ValueError(f"{log}: no 'Greedy Search' reply found")
+    return m.group(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--train-log", type=Path)
+    parser.add_argument("--inference-log", type=Path)
+    parser.add_argument("--train-iters", type=int, default=10)
+    parser.add_argument("--rtol", type=float, default=RTOL)
+    parser.add_argument("--new-tokens", type=int, default=16)
+    args = parser.parse_args(argv)
+    work = args.work
+    problems: list[str] = []
+    rows: list[tuple[str, str]] = []
+
+    original = load_file(str(work / "hf" / "model.safetensors"))
+    before = load_file(str(work / "hf_before" / "mg2hf" / "model.safetensors"))
+    after = load_file(str(work / "hf_after" / "mg2hf" / "model.safetensors"))
+    for name, weights in (("before", before), ("after", after)):
+        if set(weights) != set(original):
+            problems.append(f"hf_{name}: weight names differ from the original: {sorted(set(weights) ^ set(original))}")
+    same = [k for k in original if k in before and before[k].dtype == original[k].dtype
+            and np.array_equal(before[k], original[k])]
+    rows.append(("round trip without training: weights equal to the original, bit for bit",
+                 f"{len(same)} of {len(original)}"))
+    if len(same) != len(original):
+        problems.append(f"round trip without training changed {sorted(set(original) - set(same))}")
+    moved = [k for k in original if k in after and not np.array_equal(after[k], original[k])]
+    change = max(float(np.abs(after[k] - original[k]).max()) for k in moved) if moved else 0.0
+    rows.append(("after training: weights that moved (largest change)", f"{len(moved)} of {len(original)} ({change:.3g})"))
+    if len(moved) != len(original):
+        problems.append(f"training left {sorted(set(original) - set(moved))} unchanged")
+
+    from transformers import AutoConfig
+    reference_config = json.loads((work / "hf" / "config.json").read_text())
+    for name in ("before", "after"):
+        folder = work / f"hf_{name}" / "mg2hf"
+        saved = json.loads((folder / "config.json").read_text())
+        try:
+            AutoConfig.from_pretrained(str(folder))
+            import torch
+            from transformers import AutoModelForCausalLM
+            dtype = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype="auto").dtype
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            problems.append(f"{folder}: transformers on PyTorch cannot load it with torch_dtype='auto': {exc}")
+            dtype = None
+        differing = {f: (saved.get(f), reference_config.get(f)) for f in MODEL_FIELDS if saved.get(f) != reference_config.get(f)}
+        if differing:
+            problems.append(f"{folder}/config.json differs from the original in {differing}")
+        rows.append((f"hf_{name} config.json: torch_dtype, model fields", f"{saved.get('torch_dtype')!r} (loads as {dtype}), "
+                     f"{len(MODEL_FIELDS) - len(differing)} of {len(MODEL_FIELDS)} equal"))
+
+    for name in ("before", "after"):
+        mg, mg_logits = side(work, f"mg_{name}")
+        hf, hf_logits = side(work, f"hf_{name}")
+        if mg["text_ids"] != hf["text_ids"] or mg["prompt_ids"] != hf["prompt_ids"]:
+            problems.append(f"{name}: the two sides tokenized differently: {mg['text_ids']} vs {hf['text_ids']}")
+            continue
+        if mg_logits.shape != hf_logits.shape:
+            problems.append(f"{name}: logits of shape {mg_logits.shape} on MindSpore, {hf_logits.shape} on PyTorch")
+            continue
+        scale = float(np.abs(hf_logits).max())
+        diff = float(np.abs(mg_logits.astype(np.float64) - hf_logits).max())
+        rows.append((f"{name} training: max |logit MindSpore - logit PyTorch| / max |logit| "
+                     f"({hf_logits.shape[0]} tokens x {hf_logits.shape[1]})", f"{diff / scale:.2e} ({diff:.2e} / {scale:.3f})"))
+        if not diff <= args.rtol * scale:
+            problems.append(f"{name}: logits differ by {diff:.3e}, more than {args.rtol:g} x {scale:.3f}")
+        same_argmax = int((mg_logits.argmax(-1) == hf_logits.argmax(-1)).sum())
+        rows.append((f"{name} training: same argmax token", f"{same_argmax} of {hf_logits.shape[0]}"))
+        rows.append((f"{name} training: greedy tokens, MindSpore (MindSpeed-LLM generate)", str(mg["generated"])))
+        rows.append((f"{name} training: greedy tokens, PyTorch (transformers generate)", str(hf["generated"])))
+        if mg["generated"] != hf["generated"]:
+            problems.append(f"{name}: greedy generation differs: {mg['generated']} on MindSpore, {hf['generated']} on PyTorch")
+        elif len(hf["generated"]) != args.new_tokens:
+            problems.append(f"{name}: greedy generation stopped (end of text) after {len(hf['generated'])} tokens, "
+                            f"not {args.new_tokens}: {hf['generated']}")
+
+    if args.train_log:
+        steps = parse_iterations(args.train_log)
+        losses = [r["lm"] for r in steps]
+        rows.append(("training: lm loss per step", ", ".join(f"{x:.4f}" for x in losses)))
+        if len(steps) != args.train_iters or not all(math.isfinite(x) for x in losses):
+            problems.append(f"{args.train_log}: {len(steps)} iteration lines (want {args.train_iters}), losses {losses}")
+
+    if args.inference_log:
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained(str(work / "hf_after" / "mg2hf"))
+        hf, _ = side(work, "hf_after")
+        expected = tokenizer.decode(hf["generated"], skip_special_tokens=True)
+        try:
+            got = inference_text(args.inference_log)
+        except ValueError as exc:
+            problems.append(str(exc))
+            got = None
+        rows.append(("inference.py --task greedy (MindSpore) vs transformers' decode (PyTorch)",
+                     f"{got!r} vs {expected!r}"))
+        if got != expected:
+            problems.append(f"inference.py replied {got!r}, transformers decodes {expected!r}")
+
+    print("| check | measured |\n| --- | --- |")
+    for what, value in rows:
+        print(f"| {what} | {value} |")
+    for problem in problems:
+        print(f"compare.py: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
