@@ -1,12 +1,16 @@
-"""examples/deepseek3_tiny: the parts that run without MindSpeed-LLM (which CI cannot fetch).
+"""examples/deepseek3_tiny: the offline tokenizer the example builds, the launcher's refusals, the
+loss-table reader, the recorded table of docs/deepseek3_tiny.md, and the launch in upstream's
+multi-card layout scaled to 4 CPU processes (NPROC=4: PP 2, EP 2, DP 2, distributed optimizer,
+full recomputation, MTP) on the real llm workspace (tests/e2e's, built from the mirror of the
+pinned upstream repositories): a few steps, a checkpoint, and a resume from it.
 
-The training run itself (MindSpeed-LLM's pretrain_gpt.py in a converted workspace) is recorded in
-docs/deepseek3_tiny.md; here: the offline tokenizer the example builds, and the launcher's
-refusal to run outside a workspace.
+The one-process 20-step run and its resume are tests/e2e/test_llm_workspace.py's; both runs are
+recorded in docs/deepseek3_tiny.md.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 import os
 import subprocess
@@ -14,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.conftest import LlmWorkspace, bash, llm_mirror, llm_workspace  # noqa: F401 (fixtures)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deepseek3_tiny"
 
@@ -146,3 +152,81 @@ def test_expect_accepts_the_recorded_run_and_names_each_step_that_differs(tmp_pa
                                   f"vs recorded {rows[6][2]} (tolerance")
     assert len(problems) == 2
     assert _losses(str(train), "--expect", str(tmp_path / "none.tsv")).returncode == 2
+
+
+def test_nproc_must_be_one_or_even(tmp_path):
+    workspace = tmp_path / "ws"
+    (workspace / "MindSpeed-LLM").mkdir(parents=True)
+    (workspace / "MindSpeed-LLM" / "pretrain_gpt.py").write_text("raise SystemExit('must not run')\n")
+    for nproc in ("3", "four", "0"):
+        env = {**os.environ, "MS_CONVERT_WORKSPACE": str(workspace), "NPROC": nproc, "WORK": str(tmp_path / "run")}
+        proc = subprocess.run(["bash", str(EXAMPLE / "pretrain_deepseek3_tiny.sh")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, nproc
+        assert f"NPROC={nproc}: give 1 or an even number of processes" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "run").exists()
+
+
+# NPROC=4 in CI: steps 1-4 in one sitting with a checkpoint at step 2 (and 4), then a resume that
+# loads iteration 2 (the tracker file pointed back at it) and trains steps 3-4 again. MindSpore's CPU run of this layout repeats itself
+# bit for bit (two 3-step runs, docs/deepseek3_tiny.md), so the resumed steps must log the
+# uninterrupted run's losses to the printed digits; RESUME_TOL only absorbs the last printed digit.
+NPROC_STEPS, NPROC_SAVED = 4, 2
+RESUME_TOL = 2e-6   # relative, lm and MTP loss (printed with 7 significant digits)
+
+
+def _layout(log: str) -> dict[str, str]:
+    """Megatron's argument dump (`  name ........ value`) for the layout's arguments."""
+    names = ("world_size", "pipeline_model_parallel_size", "expert_model_parallel_size", "data_parallel_size",
+             "use_distributed_optimizer", "recompute_granularity", "recompute_method", "recompute_num_layers",
+             "mtp_num_layers", "moe_token_dispatcher_type", "ai_framework")
+    found = {}
+    for name in names:
+        m = re.search(rf"^  {name} \.+ (\S+)$", log, re.M)
+        found[name] = m.group(1) if m else None
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.pypi
+@pytest.mark.mindspore
+def test_four_processes_in_upstreams_layout_train_save_and_resume(llm_workspace: LlmWorkspace, tmp_path):
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import losses
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    work = tmp_path / "run"
+    env = {"NPROC": "4", "WORK": str(work), "TRAIN_ITERS": str(NPROC_STEPS), "RESUME_ITERS": "0",
+           "SAVE_INTERVAL": str(NPROC_SAVED)}
+    command = f"source {llm_workspace.path / 'set_env.sh'} && bash {EXAMPLE / 'pretrain_deepseek3_tiny.sh'}"
+    train = bash(command, cwd=tmp_path, timeout=1200, **env)
+    assert train.returncode == 0, (train.stdout + train.stderr)[-4000:]
+    assert _layout(train.stdout) == {
+        "world_size": "4", "pipeline_model_parallel_size": "2", "expert_model_parallel_size": "2",
+        "data_parallel_size": "2", "use_distributed_optimizer": "True", "recompute_granularity": "full",
+        "recompute_method": "uniform", "recompute_num_layers": "1", "mtp_num_layers": "1",
+        "moe_token_dispatcher_type": "alltoall_seq", "ai_framework": "mindspore"}
+    rows = losses.parse(work / "logs" / "train.log")
+    assert [r["step"] for r in rows] == list(range(1, NPROC_STEPS + 1))
+    for r in rows:
+        assert all(math.isfinite(r[k]) for k in ("lm", "mtp", "grad")), r
+    assert rows[-1]["lm"] < rows[0]["lm"] - 0.2 and rows[-1]["mtp"] < rows[0]["mtp"] - 0.1, rows
+    # one checkpoint folder per pipeline stage x expert rank, at both saved iterations
+    for iteration in (NPROC_SAVED, NPROC_STEPS):
+        shards = sorted(p.name for p in (work / "ckpt" / f"iter_{iteration:07d}").iterdir())
+        assert shards == ["mp_rank_00_000_000", "mp_rank_00_000_001", "mp_rank_00_001_000", "mp_rank_00_001_001"]
+
+    # Megatron's tracker names the checkpoint a resume loads (model, optimizer shards, RNG, data position)
+    (work / "ckpt" / "latest_checkpointed_iteration.txt").write_text(str(NPROC_SAVED))
+    resume = bash(command, cwd=tmp_path, timeout=1200, RESUME="1", **env)
+    assert resume.returncode == 0, (resume.stdout + resume.stderr)[-4000:]
+    assert re.search(rf"successfully loaded checkpoint from {re.escape(str(work / 'ckpt'))} .* at iteration "
+                     rf"{NPROC_SAVED}\b", resume.stdout)
+    resumed = losses.parse(work / "logs" / "resume.log")
+    assert [r["step"] for r in resumed] == list(range(NPROC_SAVED + 1, NPROC_STEPS + 1))
+    for again, first in zip(resumed, rows[NPROC_SAVED:], strict=True):
+        for key in ("lm", "mtp"):
+            assert again[key] == pytest.approx(first[key], rel=RESUME_TOL), (key, again, first)
+        assert again["lr"] == first["lr"]
