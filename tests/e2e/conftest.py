@@ -66,33 +66,5 @@ class LlmWorkspace:
         return f"source {REPO_ROOT / 'auto_convert_llm.sh'} --mirror {self.mirror} --workspace {self.path} -j 2"
 
 
-@pytest.fixture(scope="session")
-def llm_mirror() -> Path:
-    try:
-        return find_mirror()
-    except ValueError as exc:
-        problem = str(exc)
-    pytest.fail(problem, pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def llm_workspace(llm_mirror: Path, tmp_path_factory) -> LlmWorkspace:
-    import time
-
-    root = tmp_path_factory.mktemp("llm")
-    ws = LlmWorkspace(llm_mirror, root / "ws", Result(0, "", ""), 0.0)
-    started = time.monotonic()
-    result = bash(f'{ws.source_command()}\necho "SHELL_ALIVE $?"\necho "WS=${{MS_CONVERT_WORKSPACE:-unset}}"',
-                  cwd=root, timeout=1800, interactive=True)
-    ws.seconds = time.monotonic() - started
-    ws.build = result
-    if result.alive != 0 or f"WS={ws.path}" not in result.stdout:
-        tail = "\n".join(result.stderr.splitlines()[-40:])
-        pytest.fail(f"source auto_convert_llm.sh --mirror {llm_mirror} failed (status {result.alive}):\n{tail}",
-                    pytrace=False)
-    print(f"\nllm workspace from {llm_mirror}: {ws.seconds:.0f}s", file=sys.stderr)
-    return ws
-
-
 def iteration_steps(log: Path) -> list[int]:
     return [int(m) for m in re.findall(r"iteration\s+(\d+)/\s*\d+ \|", log.read_text(errors="replace"))]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LlmWorkspace, bash, llm_mirror, llm_workspace  # noqa: F401 (fixtures)
+from tests.e2e.conftest import LlmWorkspace, bash
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deepseek3_tiny"
 

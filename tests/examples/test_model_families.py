@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, LlmWorkspace, find_mirror, git_pins, llm_mirror, llm_workspace  # noqa: F401
+from tests.e2e.conftest import REPO_ROOT, LlmWorkspace, find_mirror, git_pins
 
 FAMILIES = REPO_ROOT / "examples" / "families"
 if str(FAMILIES) not in sys.path:
