@@ -164,7 +164,8 @@ class Runner:
     def _status(self, run: Run, code: int, lm: list[float], log: Path) -> str:
         if code == -9:
             return f"fails: timed out after {RUN_TIMEOUT} s"
-        if code != 0:
+        if code != 0 or "Traceback (most recent call last)" in log.read_text(errors="replace"):
+            # convert_ckpt.py's saver is a child process: its exception leaves the exit status 0
             return f"fails: {cause(log)}"
         if run.kind in ("family", "finetune"):
             if not lm:
