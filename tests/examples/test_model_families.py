@@ -204,6 +204,8 @@ def test_tiny_families_and_lora_train_with_falling_losses(llm_workspace: LlmWork
         assert result["status"] == "runs", (name, result["status"])
         assert len(losses) == STEPS and all(math.isfinite(v) for v in losses), (name, losses)
         assert losses[-1] < losses[0], (name, losses)
-    # LoRA trained adapters and saved them: the checkpoint holds lora_A/lora_B weights
+    # LoRA trained only the adapters (peft's count in the log) and saved its checkpoint
+    log = (work / "runs" / "sft_lora" / "log.txt").read_text(errors="replace")
+    assert "trainable params: 26,624 || all params: 388,352" in log
     saved = list((work / "runs" / "sft_lora" / "ckpt").rglob("model_optim_rng.pt"))
     assert saved, "sft_lora saved no checkpoint"
