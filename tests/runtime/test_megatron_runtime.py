@@ -5,8 +5,9 @@
    baseline; RMSNorm, RoPE, SwiGLU, GQA, qk-layernorm, untied embeddings, MoE with the aux-loss,
    sinkhorn and no load balancing routers and the alltoall dispatcher, 4 micro-batches, gradient
    clipping, full and selective recomputation, the distributed optimizer, each switched on alone; and
-   all together), trained from the same weights on the same data on both sides. At every step the
-   losses and gradient norms agree within 1e-3 relative, and at step 1 every parameter's gradient
+   all together), trained from the same weights on the same data on both sides. At every one of 20
+   steps (`all`: the first 8, where PyTorch keeps 1e-3 of itself: COMPARED_STEPS) the losses and
+   gradient norms agree within 1e-3 relative, and at step 1 every parameter's gradient
    agrees within 1e-4 relative (norm of the difference over norm).
 
 The losses alone cannot tell a broken attention: at this size (weights drawn with std 0.02) the
@@ -48,11 +49,14 @@ def test_every_megatron_core_module_that_imports_on_pytorch_imports_on_mindspore
     testbed.check_megatron_imports()
 
 
-# per configuration. Not the issue's 20: with MoE, MindSpore's run-to-run nondeterminism (moe_alltoall's
-# step-13 loss differed between two runs of the same code) and top-k routing flips took moe_alltoall (1 of
-# 3 runs) and all (3 of 3) past 1e-3 after step 12; over 8 steps every run stayed within 9.3e-5
-# (docs/parity_matrix.md)
-STEPS = 8
+# per configuration, as the issue asks
+STEPS = 20
+# ... except where PyTorch itself does not keep 1e-3 over 20 steps: started from weights moved by 1e-6
+# relative (noise the size of MindSpore's float32 differences), unconverted Megatron on PyTorch drifts from
+# its own unperturbed run as MindSpore does, step for step (`all`: 1e-5 at step 5, 7e-4 at step 9, 1e-3
+# at steps 15 and 19; a routing decision on a near-tie), while 1 ulp stays within 1e-7
+# (docs/parity_matrix.md). There only the steps before that are compared.
+COMPARED_STEPS = {"all": 8}
 LOSS_TOL = 1e-3    # |a - b| / |b| of each step's loss and gradient norm
 GRAD_TOL = 1e-4    # |g_ms - g_pt| / |g_pt| of each parameter's step-1 gradient
 # A reference gradient below ZERO_GRAD of the whole gradient's norm is compared against that instead of
@@ -149,6 +153,13 @@ def step1_errors(ms: dict, pt: dict) -> dict[str, float]:
     return errors
 
 
+def compared(config: str, result: dict) -> dict:
+    """``result`` with its losses and gradient norms cut to the steps of ``config`` that are compared."""
+    n = COMPARED_STEPS.get(config)
+    return result if n is None or "losses" not in result else \
+        {**result, "losses": result["losses"][:n], "grad_norms": result["grad_norms"][:n]}
+
+
 def differences(ms: dict, pt: dict) -> dict:
     """Relative differences of MindSpore from PyTorch: the largest over the steps of the loss and of
     the gradient norm (infinite if a side has fewer steps), and the largest over the parameters of the
@@ -179,8 +190,9 @@ def _param(name: str):
 @pytest.mark.parametrize("config", [_param(name) for name in CONFIGS])
 def test_megatron_core_matches_pytorch(matrix, config: str):
     ms, pt = matrix[config]
+    ms, pt = compared(config, ms), compared(config, pt)
     assert "error" not in pt, f"the PyTorch reference failed:\n{pt['error'][-3000:]}"
-    assert len(pt["losses"]) == STEPS and all(np.isfinite(pt["losses"])), pt["losses"]
+    assert len(pt["losses"]) == COMPARED_STEPS.get(config, STEPS) and all(np.isfinite(pt["losses"])), pt["losses"]
     # the reference learns (the loss is not monotone: Adam at 3e-3 overshoots at step 5 in every configuration)
     assert all(norm > 0.1 for norm in pt["grad_norms"]) and min(pt["losses"]) < pt["losses"][0] - 0.3, pt["losses"]
     known = KNOWN_FAILURES.get(config)
@@ -212,8 +224,9 @@ def table(results: dict[str, tuple[dict, dict]]) -> str:
             side = "MindSpore" if ms.get("error") else "PyTorch"
             rows.append(f"| {name} | {side} fails: `{last[:150]}` | | | {_seconds(ms)} | {_seconds(pt)} |")
             continue
-        d = differences(ms, pt)
-        rows.append(f"| {name} | {d['loss']:.2g} | {d['grad_norm']:.2g} | {d['step1_grad']:.2g} "
+        d = differences(compared(name, ms), compared(name, pt))
+        label = f"{name} (steps 1-{COMPARED_STEPS[name]})" if name in COMPARED_STEPS else name
+        rows.append(f"| {label} | {d['loss']:.2g} | {d['grad_norm']:.2g} | {d['step1_grad']:.2g} "
                     f"(`{d['step1_grad_param']}`) | {_seconds(ms)} | {_seconds(pt)} |")
     return "\n".join(rows)
 
