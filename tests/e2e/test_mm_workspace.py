@@ -96,7 +96,7 @@ def test_workspace_holds_each_repository_at_its_pin_and_imports_in_the_shell(mm_
                                capture_output=True, text=True).stdout
     assert converted.startswith("ms-workspace: converted"), converted
     probe = bash(f"source {ws / 'set_env.sh'} && python -c \"import mindspeed_mm, transformers, diffusers, accelerate, "
-                 f"peft, mindtorch; from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m; "
+                 f"peft, torchvision.transforms, timm.models.vision_transformer, mindtorch; from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m; "
                  f"print('OK', mindspeed_mm.__file__, transformers.__version__, m.torch.__name__)\"",
                  cwd=ws, timeout=600)
     assert f"OK {ws / 'MindSpeed-MM' / 'mindspeed_mm' / '__init__.py'} 4.53.0 mindtorch" in probe.stdout, probe
