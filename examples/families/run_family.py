@@ -130,7 +130,7 @@ class Runner:
             done.add(ref)
             if not dep.ok:
                 return self._save(Result(name, f"fails: needs run {ref}, which {dep.status}", -1, 0.0, [], [], []))
-        self._tokenizer()
+        self.prepare_tokenizers()
         entry, argv = self.command(name)
         out = self.folder(name)
         out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,8 @@ class Runner:
         (folder / "result.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
         return result
 
-    def _tokenizer(self) -> None:
+    def prepare_tokenizers(self) -> None:
+        """Build WORK/tokenizer and WORK/chat_tokenizer unless present (before runs start in parallel)."""
         if not (self.work / "tokenizer" / "tokenizer.json").is_file():
             build_tokenizer.build(self.work, 512)
         chat = self.work / "chat_tokenizer"

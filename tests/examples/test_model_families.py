@@ -7,7 +7,7 @@ upstream change that moves a flag fails here); a broken family file is one line 
 The slow test builds the llm workspace (tests/e2e's fixture: `source auto_convert_llm.sh` from the
 mirror) and trains a subset in it: three families (qwen3: dense GQA, qk-norm, tied embeddings;
 qwen25: QKV biases; mixtral: MoE with aux-loss routing) and LoRA fine-tuning from qwen3's checkpoint
-on sharegpt-style data, each for STEPS steps, two runs at a time; every loss finite, the last below
+on sharegpt-style data, each for STEPS steps, two runs at a time (the data too); every loss finite, the last below
 the first. The full table (every family, 10 steps) is printed by
 `python examples/families/run_family.py table --run` (docs/model_families.md).
 """
@@ -190,9 +190,13 @@ def test_tiny_families_and_lora_train_with_falling_losses(llm_workspace: LlmWork
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     started = time.monotonic()
-    # the data both lanes need first (tokenizer and corpus, then the preprocessed text and sharegpt sets)
-    prep = subprocess.run([*runner, "text", "sharegpt"], env=env, capture_output=True, text=True, timeout=900)
-    assert prep.returncode == 0, prep.stdout + prep.stderr
+    # the tokenizers, then the data the lanes need (text, sharegpt), both at once, then the lanes
+    import run_family
+    run_family.Runner(families.load(), llm_workspace.path, work).prepare_tokenizers()
+    preps = [start(("text",), 6101), start(("sharegpt",), 6102)]
+    for prep in preps:
+        out = prep.communicate(timeout=900)[0]
+        assert prep.returncode == 0, out
     lanes = [start(("qwen3", "sft_lora"), 6101), start(("qwen25", "mixtral"), 6102)]
     outputs = [lane.communicate(timeout=1800)[0] for lane in lanes]
     seconds = time.monotonic() - started
