@@ -34,3 +34,16 @@ def test_released_output_keeps_its_shape_and_its_backward_as_in_pytorch(testbed:
         for got, want in zip(ms[case]["grads"], pt[case]["grads"], strict=True):
             assert got == pytest.approx(want, rel=1e-5, abs=1e-6), case
     assert ms["released"]["grads"] == ms["kept"]["grads"]
+
+
+def test_released_output_refilled_by_copy_as_in_pytorch(testbed: Testbed):
+    """--recompute-norm's pattern: resize_(0), then resize_ back and copy_ of another storage; the
+    values are the copied ones and the backward is the output's own (before the copy_ it raised
+    NotImplementedError, at DeepSeek-V3 tiny's first backward with --recompute-norm)."""
+    jobs = testbed.convert(JOBS, "storage_jobs")
+    ms = _result(testbed.ms_run(f"python {jobs / 'release_output.py'}"))["refilled"]
+    pt = _result(testbed.torch_run([str(JOBS / "release_output.py")]))["refilled"]
+    assert ms["bytes"] == pt["bytes"] == 60
+    assert ms["values"] == pytest.approx(pt["values"], rel=1e-6, abs=1e-6)
+    for got, want in zip(ms["grads"], pt["grads"], strict=True):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)

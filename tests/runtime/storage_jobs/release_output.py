@@ -2,7 +2,10 @@
 has its storage resized to 0 bytes (MindSpeed-LLM's deallocate_output_tensor on MindSpore) and the
 backward then runs from it with the gradient the next stage sent (custom_backward). Prints one JSON
 line: the storage's bytes before and after, the shape kept, and the parameters' gradients, the
-same with and without the release. Written for PyTorch; converted to mindtorch by the test."""
+same with and without the release; and MindSpeed's norm recomputation (--recompute-norm,
+CheckpointWithoutOutput): the output released after the forward, refilled before the backward with
+resize_ back and copy_ of the recomputed output's storage. Written for PyTorch; converted to mindtorch
+by the test."""
 from __future__ import annotations
 
 import json
@@ -36,5 +39,19 @@ def step(release: bool) -> dict:
             "grads": [p.grad.reshape(-1).tolist() for p in net.parameters()]}
 
 
+def refill() -> dict:
+    net, x, grad = model()
+    out = net(x)
+    out.untyped_storage().resize_(0)
+    with torch.no_grad():
+        recomputed = net(x) + 1.0            # what the recomputation writes back (+1: seen in the values)
+    out.untyped_storage().resize_(recomputed.untyped_storage().size())
+    out.untyped_storage().copy_(recomputed.untyped_storage())
+    values = out.detach().reshape(-1).tolist()
+    (out * grad).sum().backward()
+    return {"bytes": out.untyped_storage().nbytes(), "values": values,
+            "grads": [p.grad.reshape(-1).tolist() for p in net.parameters()]}
+
+
 if __name__ == "__main__":
-    print("RESULT " + json.dumps({"kept": step(False), "released": step(True)}))
+    print("RESULT " + json.dumps({"kept": step(False), "released": step(True), "refilled": refill()}))
