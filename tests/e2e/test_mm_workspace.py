@@ -135,3 +135,71 @@ def test_vision_tower_on_mindspore_equals_pytorch_on_a_fixed_image(mm_workspace:
         assert line.startswith("compare: processed image max rel 0.000e+00") and line.endswith("EQUAL"), line
         print(f"\n{line}", file=sys.stderr)
     print(f"vision tower: {', '.join(f'{k} {v:.0f}s' for k, v in seconds.items())}", file=sys.stderr)
+
+
+# Patch 0022's behaviours, the same code on PyTorch 2.13 and on the workspace's mindtorch: each
+# failed (ImportError / AttributeError / "Unsupported data type" on the bf16 kernels) before it.
+_PATCH_0022_CASES = r'''
+import json, sys
+try:
+    import torch
+except ImportError:
+    import mindtorch as torch
+import torch.futures, torch.autograd.graph
+from torch.utils.checkpoint import checkpoint_sequential
+from torch.distributed.fsdp import StateDictType, ShardingStrategy, BackwardPrefetch, MixedPrecision
+from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy, lambda_auto_wrap_policy
+out = {}
+f = torch.futures.Future()
+chained = f.then(lambda fut: fut.wait() * 2)
+f.set_result(21)
+out["future"] = [f.done(), f.value(), chained.wait()]
+g = torch.futures.Future(); g.set_exception(ValueError("boom"))
+try:
+    g.wait(); out["error"] = None
+except ValueError as exc:
+    out["error"] = str(exc)
+a, b = torch.futures.Future(), torch.futures.Future(); a.set_result(1); b.set_result(2)
+out["wait_all"] = torch.futures.wait_all([a, b])
+torch.manual_seed(0)
+seq = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2), torch.nn.Tanh())
+x = torch.arange(8, dtype=torch.float32).reshape(2, 4) / 8
+out["sequential_equal"] = bool(torch.equal(checkpoint_sequential(seq, 2, x, use_reentrant=False), seq(x)))
+with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+    y = (x * x).sum()
+out["hooks_value"] = float(y)
+out["fsdp"] = [StateDictType.FULL_STATE_DICT.name, ShardingStrategy.FULL_SHARD.name, BackwardPrefetch.BACKWARD_PRE.name,
+               MixedPrecision().param_dtype is None,
+               transformer_auto_wrap_policy(seq[0], False, 0, {torch.nn.Linear}),
+               transformer_auto_wrap_policy(seq[1], False, 0, {torch.nn.Linear}),
+               lambda_auto_wrap_policy(seq[1], True, 0, lambda m: False)]
+m = torch.tensor([[-1.5, 0.0, 2.25], [3.0, -0.0, 0.5]], dtype=torch.bfloat16)
+out["bf16_eq"] = (m == 0).tolist()
+out["bf16_lt"] = (m < 0).tolist()
+out["bf16_ge"] = (m >= 0.5).tolist()
+out["bf16_triu"] = torch.triu(m, diagonal=1).float().tolist()
+out["bf16_masked_fill"] = m.masked_fill(m < 0, torch.finfo(torch.bfloat16).min).float().tolist()
+out["bf16_triu_dtype"] = str(torch.triu(m).dtype).split(".")[-1]
+print("CASES " + json.dumps(out))
+'''
+
+
+def _cases(result: subprocess.CompletedProcess | Result) -> dict:
+    import json
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith("CASES ")]
+    assert lines, result
+    return json.loads(lines[-1][len("CASES "):])
+
+
+def test_patch_0022_behaves_as_pytorch(mm_workspace: MmWorkspace, tmp_path):
+    script = tmp_path / "cases.py"
+    script.write_text(_PATCH_0022_CASES)
+    ref = subprocess.run([str(testbed.reference_python()), str(script)], env=testbed._clean_env({}),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ms = bash(f"source {mm_workspace.path / 'set_env.sh'} && python {script}", cwd=tmp_path, timeout=600)
+    assert ms.returncode == 0, ms
+    want, got = _cases(ref), _cases(ms)
+    assert want["future"] == [True, 21, 42] and want["error"] == "boom"
+    assert got == want
