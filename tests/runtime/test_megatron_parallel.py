@@ -20,13 +20,11 @@ Run as a script, it prints the table of docs/parity_matrix.md ("Parallel layouts
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,7 +40,7 @@ sys.path.insert(0, str(EXAMPLE))
 
 from configs import PARALLEL_RUNS, ParallelRun  # noqa: E402
 from test_megatron_runtime import GRAD_TOL, LOSS_TOL, step1_errors  # noqa: E402
-from testbed import Testbed, _clean_env, free_port  # noqa: E402
+from testbed import Testbed, _clean_env, free_port, table_command  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
@@ -262,22 +260,9 @@ def _seconds(side: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import testbed as tb
-
-    ap = argparse.ArgumentParser(description="print the parallel layouts' table (docs/parity_matrix.md)")
-    ap.add_argument("--root", type=Path, help="workspace and runs go here (default: a new temporary directory; "
-                                              "a workspace already there is reused, its converted example too)")
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--layout", default=",".join(PARALLEL_RUNS), help="comma-separated layouts (default: all)")
-    args = ap.parse_args(argv)
-    root = args.root or Path(tempfile.mkdtemp(prefix="parallel_layouts-"))
-    bed = tb.build(root)
-    start = time.perf_counter()
-    out = root / f"parallel-{time.strftime('%Y%m%d-%H%M%S')}"
-    results = run_layouts(bed, out, args.layout.split(","), args.steps)
-    print(table(results))
-    print(f"\n{len(results)} layouts, {args.steps} steps each: {time.perf_counter() - start:.0f} s wall "
-          f"({JOBS} launches at a time); runs in {out}")
+    table_command(argv, description="print the parallel layouts' table (docs/parity_matrix.md)", what="layout",
+                  choices=list(PARALLEL_RUNS), steps=STEPS, run=run_layouts, table=table,
+                  note=f"{JOBS} launches at a time")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,8 @@ Run as a script, it prints the measured table of docs/parity_matrix.md::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(EXAMPLE))
 
 from configs import CONFIGS, setup  # noqa: E402
-from testbed import Testbed, free_port  # noqa: E402
+from testbed import Testbed, free_port, table_command  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
@@ -225,7 +222,7 @@ def table(results: dict[str, tuple[dict, dict]]) -> str:
             rows.append(f"| {name} | {side} fails: `{last[:150]}` | | | {_seconds(ms)} | {_seconds(pt)} |")
             continue
         d = differences(compared(name, ms), compared(name, pt))
-        label = f"{name} (steps 1-{COMPARED_STEPS[name]})" if name in COMPARED_STEPS else name
+        label = f"{name} (steps 1-{len(compared(name, pt)['losses'])})" if name in COMPARED_STEPS else name
         rows.append(f"| {label} | {d['loss']:.2g} | {d['grad_norm']:.2g} | {d['step1_grad']:.2g} "
                     f"(`{d['step1_grad_param']}`) | {_seconds(ms)} | {_seconds(pt)} |")
     return "\n".join(rows)
@@ -239,22 +236,9 @@ def _seconds(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import testbed as tb
-
-    ap = argparse.ArgumentParser(description="print the Megatron-core parity matrix (docs/parity_matrix.md)")
-    ap.add_argument("--root", type=Path, help="workspace and runs go here (default: a new temporary directory; "
-                                              "a workspace already there is reused, its converted example too)")
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--config", default=",".join(CONFIGS), help="comma-separated configurations (default: all)")
-    args = ap.parse_args(argv)
-    root = args.root or Path(tempfile.mkdtemp(prefix="parity_matrix-"))
-    bed = tb.build(root)
-    start = time.perf_counter()
-    out = root / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"
-    results = run_matrix(bed, out, args.config.split(","), args.steps)
-    print(table(results))
-    print(f"\n{len(results)} configurations, {args.steps} steps each: {time.perf_counter() - start:.0f} s wall "
-          f"(MindSpore in {MS_PROCESSES} processes beside PyTorch); runs in {out}")
+    table_command(argv, description="print the Megatron-core parity matrix (docs/parity_matrix.md)", what="config",
+                  choices=list(CONFIGS), steps=STEPS, run=run_matrix, table=table,
+                  note=f"MindSpore in {MS_PROCESSES} processes beside PyTorch")
 
 
 if __name__ == "__main__":

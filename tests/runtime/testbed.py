@@ -7,13 +7,17 @@ The PyTorch side uses the same unconverted source in the reference environment.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tools.corpora import REPO_ROOT, megatron_core
 
@@ -145,3 +149,25 @@ def build(root: Path) -> Testbed:
     testbed = Testbed(ws, src.parent, reference_python())
     testbed.convert(REPO_ROOT / "examples" / "tiny_gpt", "tiny_gpt")
     return testbed
+
+
+def table_command(argv: list[str] | None, *, description: str, what: str, choices: list[str], steps: int,
+                  run: Callable[[Testbed, Path, list[str], int], dict], table: Callable[[dict], str],
+                  note: str) -> None:
+    """The command line of a parity test run as a script: build (or reuse) a workspace under --root,
+    run the chosen ``what`` (configurations, layouts) for --steps steps and print the test's table,
+    then how long it took (``note``: how the runs were spread)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--root", type=Path, help="workspace and runs go here (default: a new temporary directory; "
+                                              "a workspace already there is reused, its converted example too)")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument(f"--{what}", default=",".join(choices), help=f"comma-separated {what}s (default: all)")
+    args = ap.parse_args(argv)
+    root = args.root or Path(tempfile.mkdtemp(prefix=f"{what}s-"))
+    bed = build(root)
+    start = time.perf_counter()
+    out = root / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = run(bed, out, getattr(args, what).split(","), args.steps)
+    print(table(results))
+    print(f"\n{len(results)} {what}s, {args.steps} steps each: {time.perf_counter() - start:.0f} s wall "
+          f"({note}); runs in {out}")
