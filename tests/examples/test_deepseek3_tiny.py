@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import LlmWorkspace, bash
+from tests.examples.launchers import assert_refused_outside_a_workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deepseek3_tiny"
 
@@ -55,13 +56,7 @@ def test_tokenizer_is_deterministic_and_round_trips_the_corpus(tmp_path):
 
 
 def test_launcher_outside_a_workspace_says_what_to_do(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MS_CONVERT_WORKSPACE"}
-    proc = subprocess.run(["bash", str(EXAMPLE / "pretrain_deepseek3_tiny.sh")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "source auto_convert_llm.sh" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "deepseek3_tiny_run").exists()
+    assert_refused_outside_a_workspace(EXAMPLE / "pretrain_deepseek3_tiny.sh", "source auto_convert_llm.sh", "deepseek3_tiny_run", tmp_path)
 
 
 LOG_LINE = (" [2026-11-24 05:18:32] iteration        {step}/      25 | consumed samples:            4 | "

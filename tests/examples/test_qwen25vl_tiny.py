@@ -5,12 +5,12 @@ outside a workspace. The vision tower's parity and the workspace build are in te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.examples.launchers import assert_refused_outside_a_workspace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "qwen25vl_tiny"
 
@@ -101,10 +101,4 @@ def test_a_renamed_upstream_field_is_refused_by_name(tmp_path, upstream):
 
 
 def test_launcher_outside_a_workspace_says_what_to_do(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MS_CONVERT_WORKSPACE"}
-    proc = subprocess.run(["bash", str(EXAMPLE / "finetune_qwen25vl_tiny.sh")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "source auto_convert_mm.sh" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "qwen25vl_tiny_run").exists()
+    assert_refused_outside_a_workspace(EXAMPLE / "finetune_qwen25vl_tiny.sh", "source auto_convert_mm.sh", "qwen25vl_tiny_run", tmp_path)
