@@ -16,8 +16,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MINDNLP_PIN="mindnlp==0.5.1"   # ships the maintained mindtorch (see requirements-runtime.txt)
 # the PyTorch side of the tests: torch, and unconverted transformers with its dependencies (the HF round
 # trip compares against transformers 4.55.4; the MM vision tower puts the workspace's 4.53.0 first on
-# PYTHONPATH and needs only the dependencies, which both versions accept)
-REFERENCE_PINS="torch==2.13.0 numpy==1.26.4 packaging==26.0 transformers==4.55.4 safetensors==0.8.0 tokenizers==0.21.4 huggingface-hub==0.36.2"
+# PYTHONPATH and needs only the dependencies, which both versions accept, and pillow for its image)
+REFERENCE_PINS="torch==2.13.0 numpy==1.26.4 packaging==26.0 transformers==4.55.4 safetensors==0.8.0 tokenizers==0.21.4 huggingface-hub==0.36.2 pillow==13.0.0"
 
 if [ "${1:-}" = "--reference" ]; then
     venv="${MS_TORCH_REFERENCE_VENV:-$repo/.venv-torch}"
