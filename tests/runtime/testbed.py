@@ -56,9 +56,12 @@ class Testbed:
         assert len(pt["ok"]) > 200
         only_ms = {m: r for m, r in ms["failed"].items() if m not in pt["failed"]}
         assert not only_ms, f"fail on MindSpore only: {json.dumps(only_ms, indent=1)}"
-        # what fails on both sides fails for a missing optional package (docs/megatron_changes.md)
+        # what fails on both sides fails for a missing optional package (docs/megatron_changes.md): an
+        # import error, or Megatron's own check of Retro's packages (faiss, h5py, transformers), which
+        # raises a bare Exception once transformers is there and faiss is not
         for module, reason in pt["failed"].items():
-            assert reason.startswith(("ModuleNotFoundError", "ImportError")), (module, reason)
+            assert reason.startswith(("ModuleNotFoundError", "ImportError")) or reason.startswith(
+                "Exception: Missing one or more packages required for Retro"), (module, reason)
         return ms, pt
 
     def convert(self, source: Path, name: str) -> Path:
