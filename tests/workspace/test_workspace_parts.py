@@ -35,6 +35,7 @@ PINS = {
         "Megatron-LM": ("https://github.com/NVIDIA/Megatron-LM.git", "a845aa7e12b3a117e24c2352b9e3e60bad2e3a17"),
         "transformers": "transformers==4.53.0", "diffusers": "diffusers==0.30.3",
         "accelerate": "accelerate==0.32.1", "peft": "peft==0.7.1", "mindtorch": "mindnlp==0.5.1",
+        "torchvision": "torchvision==0.22.1", "timm": "timm==1.0.8",   # MindSpeed-MM's data and embeddings
     },
     "rl": {
         "MindSpeed-RL": ("https://gitcode.com/Ascend/MindSpeed-RL.git", "194b52b7b34b69963f21bee0d13d01c155cd2db2"),
