@@ -54,7 +54,12 @@ class Testbed:
         pt = _import_report(self.torch_run([str(IMPORT_ALL)]))
         assert set(ms["ok"]) | set(ms["failed"]) == set(pt["ok"]) | set(pt["failed"])
         assert len(pt["ok"]) > 200
-        only_ms = {m: r for m, r in ms["failed"].items() if m not in pt["failed"]}
+        # transformers is in the reference environment (the HF tests' unconverted side); a workspace
+        # that does not convert it (tests/runtime's testbed; the llm workspace does) cannot import
+        # megatron.core.models.huggingface, for want of the package, not because of the conversion
+        unshipped = [name for name in ("transformers",) if not (self.workspace / name).exists()]
+        only_ms = {m: r for m, r in ms["failed"].items() if m not in pt["failed"] and not any(
+            r.startswith(f"ModuleNotFoundError: No module named '{name}'") for name in unshipped)}
         assert not only_ms, f"fail on MindSpore only: {json.dumps(only_ms, indent=1)}"
         # what fails on both sides fails for a missing optional package (docs/megatron_changes.md): an
         # import error, or Megatron's own check of Retro's packages (faiss, h5py, transformers), which
