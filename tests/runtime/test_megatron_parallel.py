@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(EXAMPLE))
 
 from configs import PARALLEL_RUNS, ParallelRun  # noqa: E402
-from test_megatron_runtime import GRAD_TOL, LOSS_TOL, step1_errors  # noqa: E402
+from test_megatron_runtime import GRAD_TOL, LOSS_TOL, KnownFailure, known_failure_param, step1_errors  # noqa: E402
 from testbed import Testbed, _clean_env, free_port, table_command  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
@@ -59,10 +59,6 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {
         "both sides (measured 10:45, 29 Nov)",
         "all_to_all_single"),
 }
-
-
-class KnownFailure(AssertionError):
-    """The failure a layout's xfail mark names."""
 
 
 def _launch(command: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, float]:
@@ -164,13 +160,7 @@ def layouts(testbed: Testbed, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     return run_layouts(testbed, tmp_path_factory.mktemp("parallel"), list(PARALLEL_RUNS))
 
 
-def _param(name: str):
-    marks = [pytest.mark.xfail(strict=True, raises=KnownFailure, reason=KNOWN_FAILURES[name][0])] \
-        if name in KNOWN_FAILURES else []
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("layout", [_param(name) for name in PARALLEL_RUNS])
+@pytest.mark.parametrize("layout", [known_failure_param(name, KNOWN_FAILURES) for name in PARALLEL_RUNS])
 def test_layout_matches_pytorch(layouts, layout: str):
     ms, pt = layouts[layout]
     run = PARALLEL_RUNS[layout]

@@ -178,13 +178,13 @@ def matrix(testbed: Testbed, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     return run_matrix(testbed, tmp_path_factory.mktemp("parity"), list(CONFIGS))
 
 
-def _param(name: str):
-    marks = [pytest.mark.xfail(strict=True, raises=KnownFailure, reason=KNOWN_FAILURES[name][0])] \
-        if name in KNOWN_FAILURES else []
+def known_failure_param(name: str, known: dict[str, tuple[str, str]]):
+    """``name`` as a pytest parameter, marked strict xfail (raising KnownFailure only) if ``known`` lists it."""
+    marks = [pytest.mark.xfail(strict=True, raises=KnownFailure, reason=known[name][0])] if name in known else []
     return pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("config", [_param(name) for name in CONFIGS])
+@pytest.mark.parametrize("config", [known_failure_param(name, KNOWN_FAILURES) for name in CONFIGS])
 def test_megatron_core_matches_pytorch(matrix, config: str):
     ms, pt = matrix[config]
     ms, pt = compared(config, ms), compared(config, pt)
