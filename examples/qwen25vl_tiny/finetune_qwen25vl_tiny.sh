@@ -8,7 +8,8 @@
 #   bash examples/qwen25vl_tiny/finetune_qwen25vl_tiny.sh            # 20 steps, saves a checkpoint
 #   RESUME=1 bash examples/qwen25vl_tiny/finetune_qwen25vl_tiny.sh   # loads it, trains 5 more steps
 # Environment: WORK (default ./qwen25vl_tiny_run: images, captions, tokenizer/processor, configs,
-# checkpoints, logs), TRAIN_ITERS (default 20), RESUME_ITERS (default 5), MS_CONVERT_WORKSPACE (set
+# checkpoints, logs), TRAIN_ITERS (default 20), RESUME_ITERS (default 5), PRECISION (default none:
+# float32, as MindSpore's CPU kernels lack bf16 Sigmoid; upstream's is --bf16), MS_CONVERT_WORKSPACE (set
 # by set_env.sh). Not meant to be sourced: it runs python and returns its exit status.
 
 set -euo pipefail
@@ -72,7 +73,7 @@ GPT_ARGS="
     --adam-beta1 0.9
     --adam-beta2 0.999
     --seed 42
-    ${PRECISION:---bf16}
+    ${PRECISION-}
     --use-flash-attn
     --variable-seq-lengths
     --use-distributed-optimizer
@@ -87,19 +88,22 @@ MM_ARGS="
 
 OUTPUT_ARGS="
     --log-interval 1
-    --save-interval ${TRAIN_ITERS}
     --eval-interval 10000
     --eval-iters 0
     --save $WORK/ckpt
     --ckpt-format torch
 "
 
+# One schedule of TRAIN_ITERS + RESUME_ITERS steps (the learning rate's warmup and decay are fractions
+# of it), trained in two sittings: the first stops after TRAIN_ITERS (--exit-interval saves a
+# checkpoint there), the second loads it and finishes. Megatron refuses a resume whose schedule
+# differs from the checkpoint's, so both sittings name the same --train-iters.
+total=$((TRAIN_ITERS + RESUME_ITERS))
 if [ -n "${RESUME:-}" ]; then
-    iters=$(( $(cat "$WORK/ckpt/latest_checkpointed_iteration.txt") + RESUME_ITERS ))
-    RUN_ARGS="--train-iters $iters --load $WORK/ckpt"
+    RUN_ARGS="--train-iters $total --save-interval $total --load $WORK/ckpt"
     log="$WORK/logs/resume.log"
 else
-    RUN_ARGS="--train-iters $TRAIN_ITERS"
+    RUN_ARGS="--train-iters $total --save-interval $total --exit-interval $TRAIN_ITERS"
     log="$WORK/logs/train.log"
 fi
 
