@@ -9,7 +9,8 @@
 #   RESUME=1 bash examples/qwen25vl_tiny/finetune_qwen25vl_tiny.sh   # loads it, trains 5 more steps
 # Environment: WORK (default ./qwen25vl_tiny_run: images, captions, tokenizer/processor, configs,
 # checkpoints, logs), TRAIN_ITERS (default 20), RESUME_ITERS (default 5), PRECISION (default none:
-# float32, as MindSpore's CPU kernels lack bf16 Sigmoid; upstream's is --bf16), MS_CONVERT_WORKSPACE (set
+# float32, as MindSpore's CPU kernels lack bf16 Sigmoid; upstream's is --bf16), LORA (set: LoRA as upstream's
+# finetune_qwen2_5_vl_7b_lora.sh), MS_CONVERT_WORKSPACE (set
 # by set_env.sh). Not meant to be sourced: it runs python and returns its exit status.
 
 set -euo pipefail
@@ -39,9 +40,21 @@ fi
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 export GLOG_v=${GLOG_v:-3}   # MindSpore: errors only
 export MASTER_ADDR=localhost MASTER_PORT=${MASTER_PORT:-6000}
-export RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 LOCAL_WORLD_SIZE=1
+# TP=2: tensor parallel over 2 processes, launched by mindtorch's MPI launcher (docs/distributed.md)
+# in the place of upstream's msrun; it sets RANK, WORLD_SIZE, LOCAL_RANK, ... in each process.
+TP=${TP:-1}
+if ! [[ "$TP" =~ ^[12]$ ]]; then
+    echo "$0: TP=$TP: give 1 or 2 (the tiny LLM has 2 KV groups)" >&2
+    exit 2
+fi
+if [ "$TP" -eq 1 ]; then
+    export RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 LOCAL_WORLD_SIZE=1
+    launch=("$python")
+else
+    unset RANK LOCAL_RANK WORLD_SIZE LOCAL_WORLD_SIZE
+    launch=("$python" -m mindtorch.distributed.mpi_run --nproc-per-node "$TP" --master-port "$MASTER_PORT")
+fi
 
-TP=1
 PP=1
 CP=1
 MBS=1
@@ -80,6 +93,17 @@ GPT_ARGS="
     --num-workers 0
 "
 
+# LORA=1: upstream's finetune_qwen2_5_vl_7b_lora.sh, which differs from the full fine-tuning script only in these.
+LORA_ARGS=""
+if [ -n "${LORA:-}" ]; then
+    LORA_ARGS="
+    --lora-target-modules linear_qkv linear_proj linear_fc1 linear_fc2
+    --lora-r 8
+    --lora-alpha 16
+    --lora-dropout 0
+"
+fi
+
 MM_ARGS="
     --mm-data $WORK/data.json
     --mm-model $WORK/model.json
@@ -111,7 +135,7 @@ cd "$mm"
 started=$(date +%s)
 set +e
 # shellcheck disable=SC2086
-"$python" pretrain_vlm.py $GPT_ARGS $MM_ARGS $OUTPUT_ARGS $RUN_ARGS \
+"${launch[@]}" pretrain_vlm.py $GPT_ARGS $LORA_ARGS $MM_ARGS $OUTPUT_ARGS $RUN_ARGS \
     --distributed-backend nccl \
     --ai-framework mindspore \
     2>&1 | tee "$log"
