@@ -10,7 +10,15 @@ Runs in the PyTorch reference Python (NumPy, safetensors, transformers; no MindS
   max |difference| <= RTOL * max |logit|, and greedy generation gives the same 16 (--new-tokens) token ids;
 - the training log has TRAIN_ITERS iteration lines with finite losses (examples/deepseek3_tiny/losses.py);
 - with --inference-log: the text MindSpeed-LLM's inference.py --task greedy printed equals
-  transformers' decode of its greedy tokens.
+  transformers' decode of its greedy tokens;
+- when the sides recorded sampling (megatron_side.py --sample, hf_side.py --sampling-of): the
+  distribution MindSpeed-LLM's sampling path draws the first new token from (temperature, top-k, top-p,
+  softmax on MindSpore) equals transformers' logits processors' on PyTorch for the same logits (max
+  |difference| <= --sampling-atol, same support); torch.multinomial's draws from it on MindSpore fall in
+  that support with a chi-square statistic below df + 6 sqrt(2 df); the same seed samples the same
+  sequence; every sampled token lies in PyTorch's top-k/top-p support at its position; top_k=1 sampling
+  equals greedy generation on both sides. Sampled sequences are not compared across frameworks:
+  MindSpore's and PyTorch's random generators differ.
 Exit 0 when every check holds, 1 otherwise (one line per failed check on stderr).
 
 Usage: python compare.py WORK [--train-log LOG] [--inference-log LOG] [--train-iters N] [--rtol R]
@@ -31,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deepseek3_tiny"))
 from losses import parse as parse_iterations  # noqa: E402
 
 RTOL = 1e-4
+SAMPLING_ATOL = 1e-5
+PROCESSORS = ["TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper"]
 MODEL_FIELDS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
                 "tie_word_embeddings", "max_position_embeddings", "hidden_act", "attention_bias")
@@ -49,6 +59,58 @@ def inference_text(log: Path) -> str:
     return m.group(1)
 
 
+def check_sampling(work: Path, name: str, atol: float, rows: list[tuple[str, str]], problems: list[str]) -> None:
+    """The sampling checks of one side pair (see the module docstring)."""
+    mg, _ = side(work, f"mg_{name}")
+    hf, _ = side(work, f"hf_{name}")
+    ms, pt = mg["sampling"], hf["sampling"]
+    what = f"{name} training, sampling (top-k {ms['top_k']}, top-p {ms['top_p']}, temperature {ms['temperature']})"
+    if pt["processors"] != PROCESSORS:
+        problems.append(f"{name}: transformers built the processors {pt['processors']}, not {PROCESSORS}")
+    ms_probs = np.load(work / "out" / f"mg_{name}_sample_probs.npy").astype(np.float64)
+    pt_probs = np.load(work / "out" / f"hf_{name}_sample_probs.npy").astype(np.float64)
+    diff = float(np.abs(ms_probs - pt_probs).max())
+    support = pt_probs > 0
+    rows.append((f"{what}: first token's distribution, max |p MindSpore - p transformers|, support (of {support.size})",
+                 f"{diff:.2e}, {int(support.sum())} tokens, largest p {pt_probs.max():.4f}"))
+    if not diff <= atol:
+        problems.append(f"{name}: sampling distributions differ by {diff:.3e}, more than {atol:g}")
+    if not np.array_equal(ms_probs > 0, support):
+        problems.append(f"{name}: the top-k/top-p support differs: {int((ms_probs > 0).sum())} tokens on MindSpore, "
+                        f"{int(support.sum())} on PyTorch")
+    counts = np.array(json.loads((work / "out" / f"mg_{name}_draws.json").read_text()), dtype=np.float64)
+    outside = int(counts[~support].sum())
+    expected = counts.sum() * pt_probs[support]
+    chi2 = float(((counts[support] - expected) ** 2 / expected).sum())
+    df = int(support.sum()) - 1
+    bound = df + 6 * math.sqrt(2 * max(df, 1))
+    rows.append((f"{what}: {int(counts.sum())} torch.multinomial draws on MindSpore: outside the support, chi-square (df)",
+                 f"{outside}, {chi2:.1f} ({df}; bound {bound:.1f})"))
+    if outside or not chi2 <= bound:
+        problems.append(f"{name}: multinomial draws: {outside} outside the support, chi-square {chi2:.1f} > {bound:.1f}")
+    sequences = ms["sequences"]
+    rows.append((f"{what}: sequences by seed (MindSpore)",
+                 "; ".join(f"{s['seed']}: {s['tokens']}" for s in sequences)))
+    if sequences[0]["seed"] != sequences[1]["seed"] or sequences[0]["tokens"] != sequences[1]["tokens"]:
+        problems.append(f"{name}: seed {sequences[0]['seed']} sampled {sequences[0]['tokens']}, then {sequences[1]['tokens']}")
+    if any(not s["tokens"] for s in sequences):
+        problems.append(f"{name}: a sampled sequence is empty: {sequences}")
+    outside = [(s["seed"], i, t) for s, probs in zip(sequences, pt["sampled_token_probs"])
+               for i, (t, p) in enumerate(zip(s["tokens"], probs)) if not p > 0]
+    smallest = min(p for probs in pt["sampled_token_probs"] for p in probs)
+    rows.append((f"{what}: sampled tokens outside transformers' support at their position (smallest p)",
+                 f"{len(outside)} of {sum(len(s['tokens']) for s in sequences)} ({smallest:.4f})"))
+    if outside:
+        problems.append(f"{name}: sampled tokens outside PyTorch's top-k/top-p support (seed, position, token): {outside}")
+    rows.append((f"{name} training: top_k=1 sampling (MindSpore) = greedy (MindSpore) = greedy (PyTorch)",
+                 f"{ms['top_k_1'] == mg['generated'] == hf['generated']}"))
+    if not ms["top_k_1"] == mg["generated"] == hf["generated"]:
+        problems.append(f"{name}: top_k=1 sampling gave {ms['top_k_1']}, greedy {mg['generated']} (MindSpore), "
+                        f"{hf['generated']} (PyTorch)")
+    if any(p != 1.0 for p in pt["top_k_1_token_probs"]):
+        problems.append(f"{name}: transformers' top_k=1 probabilities of the top_k=1 tokens: {pt['top_k_1_token_probs']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path)
@@ -57,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-iters", type=int, default=10)
     parser.add_argument("--rtol", type=float, default=RTOL)
     parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--sampling-atol", type=float, default=SAMPLING_ATOL)
     args = parser.parse_args(argv)
     work = args.work
     problems: list[str] = []
@@ -123,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         elif len(hf["generated"]) != args.new_tokens:
             problems.append(f"{name}: greedy generation stopped (end of text) after {len(hf['generated'])} tokens, "
                             f"not {args.new_tokens}: {hf['generated']}")
+
+    for name in ("before", "after"):
+        if "sampling" in side(work, f"mg_{name}")[0] or "sampling" in side(work, f"hf_{name}")[0]:
+            try:
+                check_sampling(work, name, args.sampling_atol, rows, problems)
+            except (KeyError, FileNotFoundError) as exc:
+                problems.append(f"{name}: sampling recorded by one side only, or incompletely: {exc!r}")
 
     if args.train_log:
         steps = parse_iterations(args.train_log)

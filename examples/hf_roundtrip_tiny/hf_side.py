@@ -6,7 +6,16 @@ tokens from `--prompt`, both tokenized without special tokens as MindSpeed-LLM's
 Writes OUT.json and OUT.npy like megatron_side.py. Refuses a checkpoint whose weights do not all load
 (missing, unexpected or mismatched keys), since transformers would fill those with random values.
 
-Usage: python hf_side.py HF_DIR --out OUT --text TEXT --prompt PROMPT [--max-new-tokens N]
+With `--sampling-of MG_OUT` (megatron_side.py's OUT of a `--sample` run), the sampling checks' PyTorch
+half, into OUT.json's "sampling" and OUT_sample_probs.npy: the logits processors transformers' `generate`
+builds for `do_sample=True` with MG_OUT's top_k, top_p and temperature (`_get_logits_processor` of a
+GenerationConfig holding only those: temperature, top-k, top-p), applied to MindSpore's prompt logits
+(MG_OUT_prompt_logits.npy), then softmax: the distribution transformers would sample the first token from
+given the same logits; and, for every sequence MindSpeed-LLM sampled, this model's own processed
+probability of each sampled token at its position (prompt + the tokens before it, one forward pass):
+a token outside PyTorch's top-k/top-p support gets 0.
+
+Usage: python hf_side.py HF_DIR --out OUT --text TEXT --prompt PROMPT [--max-new-tokens N] [--sampling-of MG_OUT]
 """
 from __future__ import annotations
 
@@ -16,7 +25,34 @@ import sys
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+
+def sampling(model, prompt_ids: list[int], mg_out: str, out: str) -> dict:
+    """The PyTorch half of the sampling checks (see the module docstring)."""
+    mg = json.load(open(mg_out + ".json"))["sampling"]
+    config = GenerationConfig(do_sample=True, top_k=mg["top_k"], top_p=mg["top_p"], temperature=mg["temperature"])
+    top_1 = GenerationConfig(do_sample=True, top_k=1, temperature=mg["temperature"])
+
+    def processors(length: int, generation_config: GenerationConfig = config):
+        return model._get_logits_processor(generation_config=generation_config, input_ids_seq_length=length,
+                                           encoder_input_ids=torch.tensor([prompt_ids]), device="cpu")
+
+    def probs(input_ids: list[int], logits: torch.Tensor, generation_config: GenerationConfig = config) -> torch.Tensor:
+        scores = processors(len(input_ids), generation_config)(torch.tensor([input_ids]), logits.reshape(1, -1).clone())
+        return torch.softmax(scores, dim=-1)[0]
+
+    def token_probs(tokens: list[int], generation_config: GenerationConfig) -> list[float]:
+        ids = prompt_ids + tokens
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].float()
+        return [float(probs(ids[:i], logits[i - 1], generation_config)[ids[i]]) for i in range(len(prompt_ids), len(ids))]
+
+    mg_logits = torch.from_numpy(np.load(mg_out + "_prompt_logits.npy"))
+    np.save(out + "_sample_probs.npy", probs(prompt_ids, mg_logits).numpy().astype(np.float32))
+    return {"processors": [type(p).__name__ for p in processors(len(prompt_ids))],
+            "sampled_token_probs": [token_probs(s["tokens"], config) for s in mg["sequences"]],
+            "top_k_1_token_probs": token_probs(mg["top_k_1"], top_1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", required=True)
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--sampling-of", metavar="MG_OUT")
     args = parser.parse_args(argv)
 
     model, info = AutoModelForCausalLM.from_pretrained(args.hf_dir, torch_dtype=torch.float32,
@@ -44,10 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                              do_sample=False, max_new_tokens=args.max_new_tokens,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     generated = out[0, len(prompt_ids):].tolist()
+    record = {"load": args.hf_dir, "text_ids": text_ids, "prompt_ids": prompt_ids, "generated": generated}
+    if args.sampling_of:
+        record["sampling"] = sampling(model, prompt_ids, args.sampling_of, args.out)
     np.save(args.out + ".npy", logits.astype(np.float32))
     with open(args.out + ".json", "w") as f:
-        json.dump({"load": args.hf_dir, "text_ids": text_ids, "prompt_ids": prompt_ids, "generated": generated},
-                  f, indent=1)
+        json.dump(record, f, indent=1)
     print(f"hf side: {args.out}.json, {args.out}.npy ({logits.shape[0]} x {logits.shape[1]} logits, "
           f"{len(generated)} generated)")
     return 0

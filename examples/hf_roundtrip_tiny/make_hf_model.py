@@ -66,7 +66,8 @@ def write(out_dir: Path, tokenizer_dir: Path, config_file: Path, seed: int, std:
     if config.get("model_type") != "qwen3":
         raise SystemExit(f"{config_file}: model_type {config.get('model_type')!r}: this writer knows qwen3 only")
     tokenizer = json.loads((tokenizer_dir / "tokenizer.json").read_text())
-    vocab = len(tokenizer["model"]["vocab"])
+    # the model's vocabulary and the added (special) tokens, e.g. the chat tokens of examples/families
+    vocab = len(set(tokenizer["model"]["vocab"].values()) | {t["id"] for t in tokenizer.get("added_tokens", [])})
     if vocab != config["vocab_size"]:
         raise SystemExit(f"{config_file}: vocab_size {config['vocab_size']} but {tokenizer_dir}/tokenizer.json has "
                          f"{vocab} tokens: build the tokenizer with --vocab-size {config['vocab_size']}")
