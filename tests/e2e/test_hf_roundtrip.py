@@ -178,6 +178,11 @@ out["rand: the same after set_rng_state"] = bool((a == b).all())
 p = torch.softmax(torch.arange(50, dtype=torch.float32) / 10, dim=-1).expand(2000, 50).contiguous()
 torch.manual_seed(11); m1 = torch.multinomial(p, 1); torch.manual_seed(11); m2 = torch.multinomial(p, 1)
 out["multinomial: the same after manual_seed"] = bool((m1 == m2).all())
+q = torch.cat([torch.zeros(990), torch.softmax(torch.arange(10, dtype=torch.float32), dim=-1)]).expand(10000, 1000)
+zero_drawn = 0
+for _ in range(4):   # 40000 draws: before the fix about 12 fell on the 990 zeros
+    zero_drawn += int((torch.multinomial(q.contiguous(), 1) < 990).sum())
+out["multinomial: never a category of probability 0"] = zero_drawn == 0
 torch.manual_seed(5); u = torch.rand(200000).double(); n = torch.randn(200000).double()
 out["rand: mean 0.5 +- 0.005"] = abs(float(u.mean()) - 0.5) < 0.005
 out["randn: std 1 +- 0.01"] = abs(float(n.std()) - 1) < 0.01
@@ -193,9 +198,9 @@ def _draws(python: str, env: dict[str, str]) -> dict:
 
 
 def test_random_draws_follow_the_generator_as_in_pytorch(llm_workspace: LlmWorkspace):
-    """mindtorch patch 0024, part 1: on the CPU target torch.rand/randn (and multinomial, which draws
-    with rand) ignored the generator (MindSpore's ops with seeds 0, 0: a new random seed every call), so
-    a manual_seed did not repeat a draw. The properties against PyTorch 2.13's (not the values: other
+    """mindtorch patch 0024, parts 1 and 3: on the CPU target torch.rand/randn (and multinomial, which
+    draws with rand) ignored the generator (MindSpore's ops with seeds 0, 0: a new random seed every
+    call), so a manual_seed did not repeat a draw; multinomial drew zero-probability categories. The properties against PyTorch 2.13's (not the values: other
     algorithms). Part 2 (torch.cuda's RNG state is the same generator, so Megatron's RNG-tracker forks
     leave it alone) is what the sampling test's same-seed and in-support checks need."""
     ms = _draws(sys.executable, _workspace_env(llm_workspace.path))

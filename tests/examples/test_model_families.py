@@ -213,3 +213,18 @@ def test_tiny_families_and_lora_train_with_falling_losses(llm_workspace: LlmWork
     assert "trainable params: 26,624 || all params: 388,352" in log
     saved = list((work / "runs" / "sft_lora" / "ckpt").rglob("model_optim_rng.pt"))
     assert saved, "sft_lora saved no checkpoint"
+
+    # LoRA to Hugging Face (docs/finetune.md): the lora_merge_hf run merges base + LoRA with upstream's
+    # converter into safetensors; transformers' logits on PyTorch equal the LoRA model's on MindSpore
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(FAMILIES / "lora_to_hf.py"), "--work", str(work), "--workspace",
+                           str(llm_workspace.path), "--train-iters", str(STEPS),
+                           "--reference-python", str(testbed.reference_python())],
+                          env=dict(env, MASTER_PORT="6103"), capture_output=True, text=True, timeout=1800)
+    print(f"\nlora_to_hf.py: {time.monotonic() - started:.0f} s wall\n{proc.stdout}", file=sys.stderr)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    merged = json.loads((work / "runs" / "lora_merge_hf" / "lora_to_hf.json").read_text())
+    assert merged["text_ids_equal"] and merged["logits_shape"][1] == 516
+    assert merged["max_abs_diff_lora_mindspore_vs_merged_pytorch"] <= 1e-4 * merged["max_abs_logit"]
+    assert merged["max_abs_diff_lora_vs_base_mindspore"] > 1e-2 * merged["max_abs_logit"]   # the adapters matter
+    assert merged["greedy_mindspore_lora"] == merged["greedy_pytorch_merged"]
