@@ -50,12 +50,12 @@ def side(work: Path, name: str) -> tuple[dict, np.ndarray]:
     return json.loads((work / "out" / f"{name}.json").read_text()), np.load(work / "out" / f"{name}.npy")
 
 
-def inference_text(log: Path) -> str:
-    """The reply inference.py --task greedy logged (between 'MindSpeed-LLM:' and the closing rule)."""
+def inference_text(log: Path, task: str = "Greedy Search") -> str:
+    """The reply inference.py logged for `task` (between 'MindSpeed-LLM:' and the closing rule)."""
     text = re.sub(r"(?m)^INFO:root:", "", log.read_text(errors="replace"))   # logging's prefix, when configured
-    m = re.search(r"=+ Greedy Search =+\s*\nYou:\n.*?\n\nMindSpeed-LLM:\n(.*?)\n=+\n", text, re.S)
+    m = re.search(r"=+ " + task + r" =+\s*\nYou:\n.*?\n\nMindSpeed-LLM:\n(.*?)\n=+\n", text, re.S)
     if not m:
-        raise ValueError(f"{log}: no 'Greedy Search' reply found")
+        raise ValueError(f"{log}: no '{task}' reply found")
     return m.group(1)
 
 
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("work", type=Path)
     parser.add_argument("--train-log", type=Path)
     parser.add_argument("--inference-log", type=Path)
+    parser.add_argument("--inference-sample-log", type=Path,
+                        help="a second inference.py --task do_sample run: its reply must equal --inference-log's")
     parser.add_argument("--train-iters", type=int, default=10)
     parser.add_argument("--rtol", type=float, default=RTOL)
     parser.add_argument("--new-tokens", type=int, default=16)
@@ -215,6 +217,16 @@ def main(argv: list[str] | None = None) -> int:
                      f"{got!r} vs {expected!r}"))
         if got != expected:
             problems.append(f"inference.py replied {got!r}, transformers decodes {expected!r}")
+    if args.inference_log and args.inference_sample_log:
+        try:
+            first, again = (inference_text(log, "Do Sample") for log in (args.inference_log, args.inference_sample_log))
+        except ValueError as exc:
+            problems.append(str(exc))
+        else:
+            rows.append(("inference.py --task do_sample (MindSpore), two processes, the same --seed",
+                         f"{first!r} / {again!r}"))
+            if first != again:
+                problems.append(f"inference.py --task do_sample replied {first!r}, then {again!r} with the same seed")
 
     print("| check | measured |\n| --- | --- |")
     for what, value in rows:

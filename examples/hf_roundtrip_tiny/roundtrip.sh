@@ -11,8 +11,9 @@
 #   5. Megatron -> HF of the trained checkpoint (the "after" round trip)
 #   6. logits and 16 greedy tokens of each Megatron checkpoint on MindSpore (megatron_side.py:
 #      MindSpeed-LLM's inference model and generate API), and of each HF checkpoint on PyTorch
-#      (hf_side.py), compared by compare.py; and MindSpeed-LLM's inference.py --task greedy itself
-#      on the trained checkpoint (its text against transformers' decode)
+#      (hf_side.py), compared by compare.py; and MindSpeed-LLM's inference.py --task greedy do_sample
+#      itself on the trained checkpoint (its greedy text against transformers' decode; its sampled text
+#      against a second process's with the same seed)
 #
 # Run it after `source auto_convert_llm.sh` (or `source <workspace>/set_env.sh`):
 #   bash examples/hf_roundtrip_tiny/roundtrip.sh
@@ -176,13 +177,17 @@ to_hf "$WORK/mg_trained" "$WORK/hf_after" mcore2hf_after.log
 step "Megatron logits + generation (after training)"
 megatron_side "$WORK/mg_trained" "$WORK/out/mg_after" megatron_after.log
 
-# 6. MindSpeed-LLM's inference entry point itself (greedy, 16 tokens) on the trained checkpoint
+# 6. MindSpeed-LLM's inference entry point itself on the trained checkpoint: greedy (16 tokens) and
+#    sampling with the flags above, then sampling alone in a second process (the same --seed: the same
+#    reply, since nothing before the sampling draws random numbers differently)
 inference_log=()
 if [ "${INFERENCE:-1}" != 0 ]; then
-    step "inference.py --task greedy"
-    (cd "$llm" && "${launch[@]}" inference.py $MODEL_ARGS --load "$WORK/mg_trained" --task greedy \
-        --max-new-tokens 16 --seed 42) > "$WORK/logs/inference.log" 2>&1 || { echo "$0: inference.py failed: $WORK/logs/inference.log" >&2; tail -20 "$WORK/logs/inference.log" >&2; exit 1; }
-    inference_log=(--inference-log "$WORK/logs/inference.log")
+    step "inference.py --task greedy do_sample"
+    for run in inference:"greedy do_sample" inference_sample_again:do_sample; do
+        (cd "$llm" && "${launch[@]}" inference.py $MODEL_ARGS --load "$WORK/mg_trained" --task ${run#*:} \
+            $SAMPLING_ARGS --max-new-tokens 16 --seed 42) > "$WORK/logs/${run%%:*}.log" 2>&1 || { echo "$0: inference.py failed: $WORK/logs/${run%%:*}.log" >&2; tail -20 "$WORK/logs/${run%%:*}.log" >&2; exit 1; }
+    done
+    inference_log=(--inference-log "$WORK/logs/inference.log" --inference-sample-log "$WORK/logs/inference_sample_again.log")
 fi
 
 # The reference: unconverted transformers on PyTorch CPU, and the comparison
