@@ -8,7 +8,8 @@ The slow test builds the llm workspace (tests/e2e's fixture: `source auto_conver
 mirror) and trains a subset in it: three families (qwen3: dense GQA, qk-norm, tied embeddings;
 qwen25: QKV biases; mixtral: MoE with aux-loss routing) and LoRA fine-tuning from qwen3's checkpoint
 on sharegpt-style data, each for STEPS steps, two runs at a time (the data too); every loss finite, the last below
-the first. The full table (every family, 10 steps) is printed by
+the first; then that LoRA run merged into a Hugging Face model by upstream's converter (lora_to_hf.py), whose
+logits on PyTorch equal the LoRA model's on MindSpore. The full table (every family, 10 steps) is printed by
 `python examples/families/run_family.py table --run` (docs/model_families.md).
 """
 from __future__ import annotations
