@@ -3,7 +3,8 @@
 relies on must: a seed repeats the draws, consecutive draws differ, the moments are right, and
 torch.normal's gradients are PyTorch's (zeros: it is not reparameterised). Before 0026: every `uniform_` after a seed drew the same
 numbers (so layers of one shape got one initialisation), `torch.normal` with a tensor mean or std
-raised, `LogisticNormal` did not exist and `Tensor.cumprod` returned a tensor without a device."""
+raised, `LogisticNormal` did not exist, `Tensor.cumprod` returned a tensor without a device, `randint`
+ignored the seed, `randint_like` had no CPU kernel and `randn_like` drew uniform [0, 1) values."""
 from __future__ import annotations
 
 import json
@@ -36,6 +37,17 @@ def test_seeded_draws_repeat_and_consecutive_draws_differ(draws):
     for side in (ms, pt):
         assert side["uniform"] == {"repeats": True, "fresh": True, "in_range": True}
         assert side["normal_float"]["repeats"] and side["normal_float"]["fresh"]
+
+
+def test_randint_and_randn_like_as_pytorch(draws):
+    ms, pt = draws
+    assert pt["randint"] == {"repeats": True, "fresh": True, "range": [-5, 6], "dtype": "int64",
+                             "like_range": [2.0, 8.0], "like_dtype": "float32"}
+    assert ms["randint"] == pt["randint"]
+    for side in (ms, pt):
+        assert side["randn_like"]["dtype"] == "float64"
+        assert side["randn_like"]["mean"] == pytest.approx(0.0, abs=0.03)
+        assert side["randn_like"]["std"] == pytest.approx(1.0, rel=0.03)
 
 
 def test_normal_in_every_form_has_the_asked_moments(draws):

@@ -19,6 +19,18 @@ a2 = torch.empty(64).uniform_(-2, 3)
 out["uniform"] = {"repeats": bool(torch.equal(a, a2)), "fresh": not bool(torch.equal(a, b)),
                   "in_range": bool(((a >= -2) & (a < 3)).all())}
 
+# torch.randint / randint_like: seeded, in range, torch's dtypes; randn_like is a standard normal
+torch.manual_seed(3)
+i, j = torch.randint(-5, 7, (4000,)), torch.randint(-5, 7, (4000,))
+torch.manual_seed(3)
+i2 = torch.randint(-5, 7, (4000,))
+like = torch.randint_like(torch.zeros(4000), 2, 9)
+out["randint"] = {"repeats": bool(torch.equal(i, i2)), "fresh": not bool(torch.equal(i, j)),
+                  "range": [int(i.min()), int(i.max())], "dtype": str(i.dtype).split(".")[-1],
+                  "like_range": [float(like.min()), float(like.max())], "like_dtype": str(like.dtype).split(".")[-1]}
+n = torch.randn_like(torch.zeros(20000, dtype=torch.float64))
+out["randn_like"] = {"mean": float(n.mean()), "std": float(n.std()), "dtype": str(n.dtype).split(".")[-1]}
+
 # torch.normal, every form (not reparameterised: PyTorch's gradients for mean and std are zeros)
 torch.manual_seed(1)
 x = torch.normal(0.5, 2.0, size=(20000,))
