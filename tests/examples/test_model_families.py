@@ -162,8 +162,13 @@ def _sft_ops(python: list[str], env: dict[str, str], which: str) -> dict:
 
 
 def _workspace_env(ws: Path, **extra: str) -> dict[str, str]:
+    """The workspace's environment as its set_env.sh makes it: its trees on PYTHONPATH and this
+    interpreter's bin first on PATH (Megatron compiles its dataset helpers with `python3 -m pybind11`
+    when a run first builds its data: that must be this environment's python3, also when the tests
+    run as `.venv/bin/python -m pytest` from a shell without the venv on PATH)."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(str(ws / p) for p in (
-        "mindtorch", "Megatron-LM", "MindSpeed", "MindSpeed-LLM", "transformers", "accelerate", "peft")), **extra)
+        "mindtorch", "Megatron-LM", "MindSpeed", "MindSpeed-LLM", "transformers", "accelerate", "peft")),
+                PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))), **extra)
 
 
 @pytest.mark.slow

@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -153,11 +151,7 @@ def test_one_process_object_collectives_and_destroy(patched_mindtorch, tmp_path)
                         timeout=120, cwd=tmp_path, env=_testbed._clean_env(
                             {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _testbed.free_port()}))
 
-    def result(proc):
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        assert lines, proc.stderr[-3000:]
-        return json.loads(lines[-1][len("RESULT "):])
-    assert result(ms) == result(pt)
+    assert _testbed.tagged_json(ms) == _testbed.tagged_json(pt)
 
 
 def test_a_rank_that_raises_stops_the_others(patched_mindtorch):

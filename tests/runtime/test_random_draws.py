@@ -7,13 +7,12 @@ raised, `LogisticNormal` did not exist, `Tensor.cumprod` returned a tensor witho
 ignored the seed, `randint_like` had no CPU kernel and `randn_like` drew uniform [0, 1) values."""
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from testbed import Testbed
+from testbed import Testbed, tagged_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
@@ -22,8 +21,7 @@ JOBS = Path(__file__).parent / "random_jobs"
 
 def _result(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return tagged_json(proc)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ raised NotImplementedError, which stopped every pipeline-parallel run (DeepSeek-
 docs/deepseek3_tiny.md). Compared with PyTorch 2.13 on the same script (storage_jobs/)."""
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from testbed import Testbed
+from testbed import Testbed, tagged_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi, pytest.mark.mindspore]
 
@@ -19,8 +18,7 @@ JOBS = Path(__file__).parent / "storage_jobs"
 
 def _result(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return tagged_json(proc)
 
 
 def test_released_output_keeps_its_shape_and_its_backward_as_in_pytorch(testbed: Testbed):

@@ -24,10 +24,12 @@ from tools.corpora import REPO_ROOT, megatron_core
 IMPORT_ALL = Path(__file__).with_name("import_all.py")
 
 
-def _import_report(proc: subprocess.CompletedProcess) -> dict:
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("IMPORT_REPORT ")]
-    assert lines, f"no report:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return json.loads(lines[-1][len("IMPORT_REPORT "):])
+def tagged_json(proc: subprocess.CompletedProcess, tag: str = "RESULT") -> dict:
+    """What a job printed last as ``TAG {json}`` (the jobs of tests/runtime report their results so, on
+    both sides); fails with the job's output when it printed no such line."""
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(f"{tag} ")]
+    assert lines, f"no {tag} line (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1][len(tag) + 1:])
 
 
 MINDNLP_SHA256 = "655279b19944bdcd3dc301bdae28d7e24a9e846de23e2422404702d6686cc850"
@@ -50,8 +52,8 @@ class Testbed:
         """R1: every ``megatron.core`` module that imports on PyTorch imports here too (import_all.py
         on both sides); what fails on both fails for a missing optional package. Returns both
         reports (``{"ok": [...], "failed": {module: reason}}``), MindSpore's first."""
-        ms = _import_report(self.ms_run(f"python {IMPORT_ALL}"))
-        pt = _import_report(self.torch_run([str(IMPORT_ALL)]))
+        ms = tagged_json(self.ms_run(f"python {IMPORT_ALL}"), "IMPORT_REPORT")
+        pt = tagged_json(self.torch_run([str(IMPORT_ALL)]), "IMPORT_REPORT")
         assert set(ms["ok"]) | set(ms["failed"]) == set(pt["ok"]) | set(pt["failed"])
         assert len(pt["ok"]) > 200
         # transformers is in the reference environment (the HF tests' unconverted side); a workspace
