@@ -132,6 +132,23 @@ def two_backwards_accumulate(dtype):
 
 
 @case()
+def leaves_added_directly(dtype):
+    """two leaves added (Add's backward hands one gradient to both: MindSpore 2.10's engine then cloned it
+    for the second with a kernel its CPU lacks, 'The kernel Clone unregistered'), a leaf plus a product,
+    a parameter added to itself, twice so that the gradients accumulate"""
+    a, b = t(arr(60, 3, 4), dtype, True), t(arr(61, 3, 4), dtype, True)
+    bias = torch.nn.Parameter(t(arr(62, 4), dtype))
+    ct = t(arr(63, 3, 4), dtype)
+    seen = []
+    for _ in range(2):
+        ((a + b) * ct).sum().backward()
+        ((a + b * 2 + bias) * ct).sum().backward()
+        (bias + bias).sum().backward()
+        seen.append([val(a.grad), val(b.grad), val(bias.grad)])
+    return {"after one": seen[0], "after two": seen[1]}
+
+
+@case()
 def retain_graph(dtype):
     x = t(arr(17, 4, 3), dtype, True)
     y = (x.exp() * x).sum()
