@@ -251,7 +251,7 @@ def test_finetunes_20_steps_with_finite_falling_losses_and_saves(finetune_runs: 
     assert sorted(steps) == list(range(1, 21))
     losses = [steps[s][0] for s in sorted(steps)]
     assert all(math.isfinite(v) for v in losses) and all(math.isfinite(g) and g > 0 for _, g in steps.values())
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 1.0, losses   # recorded: 2.0 (Qwen2.5-VL), 2.2 (InternVL2)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 1.0, losses   # recorded: 2.18 (Qwen2.5-VL), 2.22 (InternVL2)
     train_log = (finetune_runs.two_sittings / "logs" / "train.log").read_text(errors="replace")
     assert re.search(r"successfully saved checkpoint from iteration\s+20 ", train_log), train_log[-2000:]
     assert (finetune_runs.two_sittings / "ckpt" / "iter_0000020" / "mp_rank_00" / "model_optim_rng.pt").is_file()
